@@ -1,0 +1,61 @@
+"""Mosaic: compare PyTorch models from one .ini file.
+
+The public Python API. Every ``mosaic <command>`` calls the function of the same name here
+(``import`` calls :func:`import_db`). Heavy modules (torch, dask, duckdb, altair) load only
+when the function that needs them is first used, so ``mosaic generate`` stays quick.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "load_config": "mosaic.config",
+    "Config": "mosaic.config",
+    "generate": "mosaic.sweep",
+    "read_pipelines": "mosaic.sweep",
+    "write_pipelines": "mosaic.sweep",
+    "format_pipeline": "mosaic.sweep",
+    "init": "mosaic.examples",
+    "run": "mosaic.exec.driver",
+    "resume": "mosaic.exec.driver",
+    "rerun": "mosaic.exec.driver",
+    "pause": "mosaic.exec.control",
+    "status": "mosaic.exec.control",
+    "open_store": "mosaic.analysis.sql",
+    "query": "mosaic.analysis.sql",
+    "compact": "mosaic.store",
+    "Selection": "mosaic.analysis.selection",
+    "select_runs": "mosaic.analysis.selection",
+    "savedb": "mosaic.analysis.legacy",
+    "export": "mosaic.analysis.legacy",
+    "import_db": "mosaic.analysis.legacy",
+    "rekey": "mosaic.analysis.legacy",
+    "plotloss": "mosaic.analysis.report",
+    "metaplot": "mosaic.analysis.report",
+    "report": "mosaic.analysis.report",
+    "MosaicError": "mosaic.errors",
+    "ConfigError": "mosaic.errors",
+    "StoreError": "mosaic.errors",
+    "RunError": "mosaic.errors",
+    "SelectionError": "mosaic.errors",
+    "UsageError": "mosaic.errors",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mosaic' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,1 @@
+"""Reading results: SQL views, the legacy sqlite layout, plots and reports."""

@@ -1,0 +1,1 @@
+"""Everything that runs training. The only package that imports ``distributed``."""
