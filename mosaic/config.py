@@ -140,7 +140,12 @@ def load_config(path: str | Path) -> Config:
     warnings: list[str] = []
     sections = []
     for name in parser.sections():
-        if name in ("PROCESS", "MONITOR") or "type" not in items[name]:
+        if name in ("PROCESS", "MONITOR"):
+            continue
+        if "type" not in items[name]:
+            if "class" in items[name] or "path_to_class" in items[name]:
+                types = ", ".join(process.data_scheme + process.pipeline_scheme)
+                raise config_error(path, name, "type", f"missing; a class section needs 'type = ...' (one of: {types})")
             continue
         section = _class_section(path, name, items[name])
         if section.type not in process.data_scheme + process.pipeline_scheme:
@@ -188,7 +193,7 @@ def _parse(path: Path, text: str) -> configparser.ConfigParser:
 
 def _items(path: Path, parser: configparser.ConfigParser, section: str) -> dict[str, str]:
     try:
-        return dict(parser.items(section))
+        return dict(parser[section])
     except configparser.InterpolationError as exc:
         raise config_error(path, section, getattr(exc, "option", None), f"{exc.message.splitlines()[0]}; write %% for a literal %") from None
 
