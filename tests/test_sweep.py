@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 import mosaic
-from mosaic.sweep import count_pipelines, format_pipeline, legacy_params, read_pipelines, write_pipelines
+from mosaic.sweep import (
+    count_pipelines,
+    format_pipeline,
+    legacy_params,
+    read_pipelines,
+    write_pipelines,
+)
 from tests.legacy_generator import legacy_generate
 
 HEADER = """\

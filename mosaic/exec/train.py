@@ -1,0 +1,474 @@
+"""The epoch loop of one run: accuracy rules, callbacks, checkpoints (DESIGN §4, §6).
+
+:class:`Chain` is a built pipeline (the pipeline-scheme objects, called in order),
+:class:`Trainer` trains it epoch by epoch and keeps the history, and
+:func:`save_checkpoint` / :func:`load_checkpoint` store and restore everything needed to
+continue exactly where training stopped: model states, optimizer state, RNG states,
+history. Callbacks see each epoch's row and may stop training (:class:`StopTraining`)
+or fail the run (:class:`TrainingError`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ACCURACY_RULES = ("auto", "argmax", "threshold", "sign", "none")
+HISTORY_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
+CHECKPOINT_FORMAT = 1
+
+
+class RunFailure(Exception):
+    """A failure Mosaic detected itself; its message says it all, so no traceback is stored."""
+
+
+class TrainingError(RunFailure):
+    """Training cannot go on: a non-finite loss, an empty loader, a malformed batch."""
+
+
+class StopTraining(Exception):  # noqa: N818 - named like Keras' / ptutils' signal, not an error
+    """Raised by :meth:`Callback.on_epoch_end` to end training after this epoch."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Callback:
+    """A hook into the epoch loop. Subclass it and override what you need.
+
+    ``on_epoch_end`` may raise :class:`StopTraining` (stop, the run is done) or
+    :class:`TrainingError` (the run fails with that message).
+    """
+
+    def on_train_begin(self, history: Sequence[dict[str, Any]]) -> None:
+        """Called once before the first epoch of an attempt, with the epochs already trained."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after each epoch (1-based, counting earlier attempts) with its history row."""
+
+
+class NonFiniteLoss(Callback):
+    """Fail the run as soon as an epoch's train or test loss is NaN or infinite."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Raise TrainingError naming the epoch when a loss is not finite."""
+        for key in ("train_loss", "test_loss"):
+            value = logs.get(key)
+            if value is not None and not math.isfinite(value):
+                raise TrainingError(
+                    f"loss is {value} at epoch {epoch} ({key}); lower lr or check the model and data for "
+                    "NaN/inf values"
+                )
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored loss has not improved for ``patience`` epochs in a row."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0, monitor: str = "test_loss") -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be a positive integer. Instead got {patience}")
+        self.patience = patience
+        self.min_delta = min_delta
+        self.monitor = monitor
+        self.best = math.inf
+        self.wait = 0
+
+    def on_train_begin(self, history: Sequence[dict[str, Any]]) -> None:
+        """Rebuild the best value and the waiting count from earlier epochs (resume)."""
+        self.best, self.wait = math.inf, 0
+        for row in history:
+            self._update(row.get(self.monitor))
+
+    def _update(self, value: float | None) -> None:
+        if value is not None and value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Raise StopTraining once the monitored loss stalled for ``patience`` epochs."""
+        self._update(logs.get(self.monitor))
+        if self.wait >= self.patience:
+            raise StopTraining(
+                f"early stop at epoch {epoch}: {self.monitor} has not improved on {self.best:.6g} "
+                f"for {self.patience} epochs"
+            )
+
+
+def default_callbacks(patience: int | None = None) -> list[Callback]:
+    """The built-in callbacks: the NaN/inf detector, then early stopping when ``patience`` is set."""
+    callbacks: list[Callback] = [NonFiniteLoss()]
+    if patience:
+        callbacks.append(EarlyStopping(int(patience)))
+    return callbacks
+
+
+# --- accuracy ---------------------------------------------------------------------------
+
+
+def _class_indices(prediction: torch.Tensor, target: torch.Tensor) -> bool:
+    return (
+        prediction.ndim >= 2
+        and prediction.shape[-1] > 1
+        and not target.is_floating_point()
+        and target.shape == prediction.shape[:-1]
+    )
+
+
+def resolve_accuracy(rule: str, prediction: torch.Tensor, target: torch.Tensor) -> str:
+    """Turn ``auto`` into ``argmax``, ``threshold`` or ``none`` for this prediction/target pair."""
+    if rule not in ACCURACY_RULES:
+        raise TrainingError(f"accuracy '{rule}' is not one of {', '.join(ACCURACY_RULES)}; fix [PROCESS] accuracy")
+    if rule != "auto":
+        return rule
+    if _class_indices(prediction, target):
+        return "argmax"
+    if prediction.numel() == target.numel() and bool(_is_binary(target)):
+        return "threshold"
+    return "none"
+
+
+def _is_binary(target: torch.Tensor) -> torch.Tensor:
+    return ((target == 0) | (target == 1)).all()
+
+
+def _aligned(rule: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if prediction.shape == target.shape:
+        return prediction
+    if prediction.numel() == target.numel():
+        return prediction.reshape(target.shape)
+    raise TrainingError(
+        f"accuracy '{rule}': prediction shape {tuple(prediction.shape)} does not match target shape "
+        f"{tuple(target.shape)}; set accuracy = none (or argmax for class scores) in [PROCESS]"
+    )
+
+
+def accuracy_counts(rule: str, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """``(correct, total)`` for one batch under a resolved rule; None for ``none``.
+
+    ``correct`` stays a tensor on the batch's device so the loop does not synchronise.
+    """
+    prediction = prediction.detach()
+    if rule == "none":
+        return None
+    if rule == "argmax":
+        if prediction.ndim < 1 or prediction.shape[-1] < 2:
+            raise TrainingError(
+                f"accuracy 'argmax' needs class scores in the last dimension; prediction shape is "
+                f"{tuple(prediction.shape)}. Use threshold, sign or none"
+            )
+        if target.shape == prediction.shape:
+            labels = target.argmax(-1)
+        elif target.numel() == prediction.numel() // prediction.shape[-1]:
+            labels = target.reshape(prediction.shape[:-1])
+        else:
+            raise TrainingError(
+                f"accuracy 'argmax': target shape {tuple(target.shape)} fits neither class indices nor "
+                f"one-hot rows for prediction shape {tuple(prediction.shape)}"
+            )
+        return (prediction.argmax(-1) == labels).sum(), labels.numel()
+    cut = 0.5 if rule == "threshold" else 0.0
+    if rule not in ("threshold", "sign"):
+        raise TrainingError(f"accuracy '{rule}' is not one of {', '.join(ACCURACY_RULES)}")
+    prediction = _aligned(rule, prediction, target)
+    return ((prediction > cut) == (target > cut)).sum(), target.numel()
+
+
+# --- the chain and the loop ---------------------------------------------------------------
+
+
+def to_device(value: Any, device: torch.device | str) -> Any:
+    """Move tensors (also inside lists, tuples and dicts) to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class Chain:
+    """The pipeline-scheme objects of a run, applied in order by :meth:`forward`."""
+
+    modules: list[Any]
+    sections: list[dict[str, Any]]
+    indices: list[int]  # position of each module's section in the run's pipeline
+    run_info: dict[str, Any] = field(default_factory=dict)
+
+    def forward(self, data: Any) -> Any:
+        """``x = obj.forward(x, run_info, module_info)`` for each module."""
+        for module, section in zip(self.modules, self.sections, strict=True):
+            data = module.forward(data, self.run_info, section)
+        return data
+
+    def train(self, mode: bool = True) -> None:
+        """Put every torch module in training (or eval) mode."""
+        for module in self.modules:
+            if isinstance(module, torch.nn.Module):
+                module.train(mode)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable parameters of every module that has ``parameters()``, each once."""
+        seen: dict[int, torch.nn.Parameter] = {}
+        for module in self.modules:
+            params = getattr(module, "parameters", None)
+            if not callable(params):
+                continue
+            for param in params():
+                if isinstance(param, torch.Tensor) and param.requires_grad:
+                    seen.setdefault(id(param), param)
+        return list(seen.values())
+
+    def nb_params(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def _split(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, list | tuple) and len(batch) == 2:
+        return batch[0], batch[1]
+    size = f" of length {len(batch)}" if isinstance(batch, list | tuple) else ""
+    raise TrainingError(f"a loader must yield (inputs, targets) pairs; it yielded a {type(batch).__name__}{size}")
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` ends with."""
+
+    history: list[dict[str, Any]]
+    stopped_early: bool
+    message: str | None
+
+
+class Trainer:
+    """Trains a :class:`Chain` epoch by epoch; ``history`` holds every epoch, earlier attempts included."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        loss_fn: Callable[[Any, Any], torch.Tensor],
+        optimizer: torch.optim.Optimizer | None,
+        device: torch.device | str,
+        accuracy: str = "auto",
+        callbacks: Iterable[Callback] = (),
+        history: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        if accuracy not in ACCURACY_RULES:
+            raise TrainingError(f"accuracy '{accuracy}' is not one of {', '.join(ACCURACY_RULES)}")
+        self.chain = chain
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.device = device
+        self.accuracy = accuracy  # resolved from 'auto' on the first batch
+        self._auto = accuracy == "auto"
+        self.callbacks = list(callbacks)
+        self.history = [dict(row) for row in history]
+
+    def run_epoch(self, loader: Iterable[Any], training: bool) -> tuple[float, float | None]:
+        """One pass over ``loader``: ``(mean batch loss, accuracy in percent or None)``."""
+        self.chain.train(training)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        nonbinary = torch.zeros((), dtype=torch.bool, device=self.device)
+        batches = total = 0
+        counting = self.accuracy != "none"
+        with torch.set_grad_enabled(training):
+            for batch in loader:
+                inputs, target = _split(batch)
+                inputs, target = to_device(inputs, self.device), to_device(target, self.device)
+                prediction = self.chain.forward(inputs)
+                loss = self.loss_fn(prediction, target)
+                if training and self.optimizer is not None and loss.requires_grad:
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+                loss_sum += loss.detach().to(torch.float64)
+                batches += 1
+                tensors = isinstance(prediction, torch.Tensor) and isinstance(target, torch.Tensor)
+                if self.accuracy == "auto":
+                    self.accuracy = resolve_accuracy("auto", prediction, target) if tensors else "none"
+                    counting = self.accuracy != "none"
+                if counting and tensors:
+                    if self._auto and self.accuracy == "threshold":
+                        nonbinary |= ~_is_binary(target)
+                    counts = accuracy_counts(self.accuracy, prediction, target)
+                    if counts is not None:
+                        correct += counts[0]
+                        total += counts[1]
+        if batches == 0:
+            kind = "train" if training else "test"
+            raise TrainingError(
+                f"the {kind} loader yields no batch; check the data size, train_prop and batch_size "
+                "(DataLoader drop_last drops a last partial batch)"
+            )
+        if self._auto and self.accuracy == "threshold" and bool(nonbinary):
+            self.accuracy = "none"  # targets are not all 0/1 after all: no accuracy for this run
+        accuracy = None
+        if self.accuracy != "none" and total:
+            accuracy = 100.0 * int(correct) / total
+        return float(loss_sum) / batches, accuracy
+
+    def fit(
+        self,
+        train_loader: Iterable[Any],
+        test_loader: Iterable[Any],
+        epochs: int,
+        checkpoint: Callable[[], None] | None = None,
+        checkpoint_every: int | None = None,
+    ) -> TrainResult:
+        """Train ``epochs`` more epochs; call ``checkpoint()`` every ``checkpoint_every`` epochs.
+
+        Raises TrainingError (from a callback or the loop); ``self.history`` keeps the epochs done.
+        """
+        for callback in self.callbacks:
+            callback.on_train_begin(self.history)
+        for _ in range(epochs):
+            epoch = len(self.history) + 1
+            start = time.perf_counter()
+            train_loss, train_acc = self.run_epoch(train_loader, training=True)
+            test_loss, test_acc = self.run_epoch(test_loader, training=False)
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "test_loss": test_loss,
+                "train_acc": train_acc,
+                "test_acc": test_acc,
+                "seconds": time.perf_counter() - start,
+            }
+            self.history.append(row)
+            try:
+                for callback in self.callbacks:
+                    callback.on_epoch_end(epoch, dict(row))
+            except StopTraining as stop:
+                return TrainResult(self.history, True, stop.reason or f"stopped at epoch {epoch}")
+            if checkpoint is not None and checkpoint_every and epoch % checkpoint_every == 0:
+                checkpoint()
+        return TrainResult(self.history, False, None)
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def capture_rng() -> dict[str, Any]:
+    """The states of Python's, numpy's and torch's (CPU and CUDA) random generators."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "random": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put the random generators back in a state taken by :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["random"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _defines(module: Any, name: str) -> bool:
+    return callable(getattr(module, name, None))
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    chain: Chain,
+    optimizer: torch.optim.Optimizer | None,
+    model_path: Callable[[int], str],
+    extra: dict[str, Any],
+) -> Path:
+    """Write model states, optimizer and RNG states plus ``extra`` (epoch, history...) atomically.
+
+    A module with ``save_model``/``load_model`` saves itself to ``model_path(index)`` (no
+    extension, the original's contract); torch modules also keep their ``state_dict`` here,
+    and other objects with ``parameters()`` their parameter tensors.
+    """
+    path = Path(path)
+    models = []
+    for module, index in zip(chain.modules, chain.indices, strict=True):
+        entry: dict[str, Any] = {"index": index, "save_model": None, "state_dict": None}
+        if _defines(module, "save_model") and _defines(module, "load_model"):
+            entry["save_model"] = model_path(index)
+            module.save_model(entry["save_model"])
+        if isinstance(module, torch.nn.Module):
+            entry["state_dict"] = module.state_dict()
+        elif entry["save_model"] is None and _defines(module, "parameters"):
+            entry["parameters"] = [p.detach().cpu().clone() for p in module.parameters()]
+        models.append(entry)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "models": models,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "rng": capture_rng(),
+        **extra,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], chain: Chain, optimizer: torch.optim.Optimizer | None
+) -> dict[str, Any]:
+    """Restore models, optimizer and RNG states from a checkpoint; return its other entries.
+
+    Call it last, after everything is built: restoring the RNG states must be the final step.
+    """
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{path}: unknown checkpoint format {payload.get('format')!r}; train the run again")
+    entries = {entry["index"]: entry for entry in payload["models"]}
+    for module, index in zip(chain.modules, chain.indices, strict=True):
+        entry = entries.get(index)
+        if entry is None:
+            raise TrainingError(f"{path}: no saved state for pipeline module {index}; was the pipeline changed?")
+        if entry["save_model"] is not None and _defines(module, "load_model"):
+            module.load_model(entry["save_model"])
+        if entry["state_dict"] is not None and isinstance(module, torch.nn.Module):
+            module.load_state_dict(entry["state_dict"])
+        if entry.get("parameters") is not None:  # parameters() but neither nn.Module nor save_model
+            with torch.no_grad():
+                for param, saved in zip(module.parameters(), entry["parameters"], strict=True):
+                    param.copy_(saved)
+    if optimizer is not None and payload["optimizer"] is not None:
+        optimizer.load_state_dict(payload["optimizer"])
+    restore_rng(payload["rng"])
+    return {k: v for k, v in payload.items() if k not in ("format", "models", "optimizer", "rng")}
+
+
+def write_legacy_history(path: str | os.PathLike[str], history: Sequence[dict[str, Any]]) -> Path:
+    """The original's ``history_<id>.pt``: a dict of per-epoch lists (a missing accuracy is NaN)."""
+    path = Path(path)
+    data = {
+        key: [math.nan if row.get(key) is None else float(row[key]) for row in history] for key in HISTORY_KEYS
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
