@@ -1,0 +1,301 @@
+"""plotloss, metaplot and report on real stores and on the original tool's database.
+
+PDFs are parsed back with pypdf (page count, text); the other formats are checked for
+their file signature, and the HTML specs are rendered again with vl-convert.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import vl_convert as vlc
+from pypdf import PdfReader
+
+import mosaic
+from mosaic.analysis.report import metaplot, plotloss, report
+from mosaic.cli import main
+from mosaic.errors import SelectionError, StoreError, UsageError
+from mosaic.store import Store
+from mosaic.sweep import format_pipeline, legacy_params
+
+LEGACY = Path(__file__).resolve().parent / "data" / "legacy"
+
+
+def _pipeline(family: str, width: int) -> list[dict]:
+    return [
+        {"type": "dataset", "class": "dataset_OR", "path_to_class": "./dataset.py", "batch_size": "1",
+         "data_size": "200", "train_prop": "0.8", "key": "dataset_OR"},
+        {"type": "mlp", "class": family, "path_to_class": "./mlp.py", "key": family, "length": "4",
+         "width": width, "name": family},
+    ]
+
+
+def make_store(path: Path, spec: list[tuple[str, int, str]], epochs: int = 5, no_history: tuple[int, ...] = ()) -> Path:
+    """A store of runs (family, width, status) written the way a sweep writes them."""
+    store = Store(path, create=True)
+    sweep = store.new_sweep_id()
+    ids = list(store.allocate_run_ids(len(spec)))
+    runs, params, results, history = [], [], [], []
+    for run_id, (family, width, status) in zip(ids, spec, strict=True):
+        pipe = _pipeline(family, width)
+        runs.append({"run_id": run_id, "attempt": 1, "status": status, "pipeline": format_pipeline(pipe),
+                     "pipeline_json": json.dumps(pipe), "error": None if status == "done" else "Traceback: boom"})
+        params += [{"run_id": run_id, "param_name": n, "param_value": str(v)} for n, v in legacy_params(pipe)]
+        params.append({"run_id": run_id, "param_name": "pipeline", "param_value": json.dumps(pipe)})
+        if status != "done":
+            continue
+        nb = 4 * width * width + 3 * width + 1
+        final = 1.0 / width + run_id / 1000
+        results.append({"run_id": run_id, "attempt": 1, "train_loss": final, "test_loss": final * 1.1,
+                        "train_acc": 0.9, "test_acc": 0.8, "nb_params": nb, "duration_s": 1.5, "epochs": epochs,
+                        "overfit": 0.1 * width, "trainability": final * 2, "slope": -0.01,
+                        "slope_std_plus": 0.001, "slope_std_minus": 0.002})
+        if run_id not in no_history:
+            history += [{"run_id": run_id, "attempt": 1, "epoch": e, "train_loss": final + 1 / e,
+                         "test_loss": final * 1.1 + 1 / e, "seconds": 0.1} for e in range(1, epochs + 1)]
+    for table, rows in (("runs", runs), ("params", params), ("results", results), ("history", history)):
+        store.append(table, rows, sweep)
+    return path
+
+
+#: 12 runs: two families x widths 2, 3, 8 x 2 replicates; run 12 failed
+TWELVE = [(f, w, "done") for f in ("mlp_funnel", "mlp_brick") for w in (2, 3, 8) for _ in range(2)]
+TWELVE[-1] = ("mlp_brick", 8, "error")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return make_store(tmp_path / "results", TWELVE, no_history=(11,))
+
+
+def _pdf(path: Path) -> tuple[int, list[str]]:
+    reader = PdfReader(path)
+    return len(reader.pages), [" ".join(page.extract_text().split()) for page in reader.pages]
+
+
+# -- plotloss --------------------------------------------------------------------------------
+@pytest.mark.parametrize("plot_size", [1, 2, 3])
+def test_plotloss_pages_and_titles(store: Path, tmp_path: Path, plot_size: int) -> None:
+    out = tmp_path / "loss.pdf"
+    result = plotloss(store, out, plot_size=plot_size)
+    drawn = 10  # runs 1-10 have a history; 11 has none, 12 failed without one
+    pages, texts = _pdf(out)
+    assert pages == result.pages == math.ceil(drawn / plot_size**2)
+    assert result.runs == drawn
+    text = " ".join(texts)
+    for run_id, width in ((1, 2), (3, 3), (5, 8)):
+        nb = 4 * width * width + 3 * width + 1
+        assert f"{run_id}: dataset_OR(1,200,0.8) | mlp_funnel(4,{width}) : {nb}" in text
+    assert "overfit 0.2; trainability" in text and "slope -0.01 (+0.001/-0.002)" in text
+    assert "No loss history for runs 11, 12" in texts[-1]
+    assert "11, 12" not in " ".join(texts[:-1])
+    assert "no loss history for runs 11, 12" in result.render()
+    assert str(out) in result.render()
+
+
+def test_plotloss_selection_flags(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sel.pdf"
+    cases = {
+        mosaic.Selection(ids="1-3,7"): [1, 2, 3, 7],
+        mosaic.Selection(request="SELECT run_id FROM run_results WHERE nb_params > 100"): [5, 6, 11],
+        mosaic.Selection(equal=("mlp_key", "mlp_brick")): [7, 8, 9, 10, 11, 12],
+        # numeric comparison: as text '8' > '10' would keep width 8 out
+        mosaic.Selection(below=("mlp_funnel_width", "10")): [1, 2, 3, 4, 5, 6],
+        mosaic.Selection(above=("mlp_brick_width", "2.5")): [9, 10, 11, 12],
+    }
+    for selection, expected in cases.items():
+        result = plotloss(store, out, selection=selection, plot_size=2)
+        with_history = [i for i in expected if i not in (11, 12)]
+        assert result.runs == len(with_history), selection
+        pages, texts = _pdf(out)
+        assert pages == math.ceil(len(with_history) / 4)
+        titles = [int(m) for m in re.findall(r"(\d+): dataset_OR", " ".join(texts))]
+        assert titles == with_history, selection
+
+
+def test_plotloss_unknown_ids_are_a_clear_error(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(SelectionError, match=r"run ids 99-100 are not in .*results \(it holds 1-12\)"):
+        plotloss(store, tmp_path / "x.pdf", selection=mosaic.Selection(ids="3,99-100"))
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_plotloss_bad_output_and_plot_size(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"\.pdf, \.png, \.svg, \.html"):
+        plotloss(store, tmp_path / "x.jpg")
+    with pytest.raises(UsageError, match="does not exist"):
+        plotloss(store, tmp_path / "nowhere" / "x.pdf")
+    with pytest.raises(UsageError, match="plot_size"):
+        plotloss(store, tmp_path / "x.pdf", plot_size=0)
+
+
+def test_plotloss_other_formats_and_log_scale(store: Path, tmp_path: Path) -> None:
+    result = plotloss(store, tmp_path / "loss.png", plot_size=2, log_scale=True)
+    assert [f.name for f in result.files] == ["loss-1.png", "loss-2.png", "loss-3.png"]
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in result.files)
+    result = plotloss(store, tmp_path / "one.svg", selection=mosaic.Selection(ids="1"), plot_size=2)
+    assert result.files == (tmp_path / "one.svg",) and "<svg" in (tmp_path / "one.svg").read_text()
+    plotloss(store, tmp_path / "loss.html", plot_size=3)
+    assert "vegaEmbed" in (tmp_path / "loss.html").read_text()
+
+
+def test_plotloss_when_no_run_has_history(tmp_path: Path) -> None:
+    path = make_store(tmp_path / "s", [("mlp_funnel", 2, "error"), ("mlp_funnel", 2, "error")])
+    result = plotloss(path, tmp_path / "x.pdf")
+    pages, texts = _pdf(tmp_path / "x.pdf")
+    assert pages == 1 and "No loss history for runs 1, 2" in texts[0]
+    assert result.runs == 0
+
+
+# -- metaplot --------------------------------------------------------------------------------
+@pytest.mark.parametrize("ext", [".pdf", ".png", ".svg", ".html"])
+def test_metaplot_every_format(store: Path, tmp_path: Path, ext: str) -> None:
+    out = tmp_path / f"meta{ext}"
+    result = metaplot(store, out, "dataset_OR", "test_loss")
+    assert result.runs == 11
+    assert "1 failed run left out" in result.render()
+    data = out.read_bytes()
+    if ext == ".pdf":
+        pages, texts = _pdf(out)
+        assert pages == 1
+        assert "test_loss vs nb_params — dataset_OR" in texts[0] and "1 failed run left out" in texts[0]
+        assert "mlp_funnel" in texts[0] and "mlp_brick" in texts[0]
+    elif ext == ".png":
+        assert data.startswith(b"\x89PNG")
+    elif ext == ".svg":
+        assert b"<svg" in data[:200]
+    else:
+        assert b'"bind": "legend"' in data and b"vegaEmbed" in data
+
+
+def test_metaplot_group_by_and_criteria(store: Path, tmp_path: Path) -> None:
+    result = metaplot(store, tmp_path / "m.pdf", "dataset_OR", "duration(s)", group_by="mlp_funnel_width")
+    assert "3 lines" in result.render()
+    assert result.runs == 6
+
+
+def test_metaplot_errors(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="use one of: train_loss, test_loss"):
+        metaplot(store, tmp_path / "m.pdf", "dataset_OR", "loss")
+    with pytest.raises(UsageError, match="dataset keys in this store: dataset_OR"):
+        metaplot(store, tmp_path / "m.pdf", "dataset_XOR", "test_loss")
+    with pytest.raises(UsageError, match="unknown output format"):
+        metaplot(store, tmp_path / "m.txt", "dataset_OR", "test_loss")
+    with pytest.raises(StoreError):
+        metaplot(tmp_path / "missing", tmp_path / "m.pdf", "dataset_OR", "test_loss")
+
+
+# -- report ----------------------------------------------------------------------------------
+def test_report_pdf(store: Path, tmp_path: Path) -> None:
+    result = report(store, tmp_path / "report.pdf")
+    pages, texts = _pdf(tmp_path / "report.pdf")
+    # summary, one page for the dataset key, one page of best-run curves (2 models)
+    assert pages == result.pages == 3
+    assert "Mosaic study report" in texts[0] and "12 runs: 11 done, 1 error" in texts[0]
+    assert "mlp_funnel" in texts[0] and "mlp_brick" in texts[0]
+    assert "test_loss vs nb_params — dataset_OR" in texts[1] and "overfit vs nb_params — dataset_OR" in texts[1]
+    # best = lowest test_loss: widest models; mlp_brick's best (run 11) has no history
+    assert "Best run of each model" in texts[2]
+    assert "5: dataset_OR(1,200,0.8) | mlp_funnel(4,8) : 281" in texts[2]
+    assert "No loss history for run 11" in texts[2]
+    assert "12 runs: 11 done, 1 error" in result.render()
+
+
+def test_report_html_is_interactive(store: Path, tmp_path: Path) -> None:
+    report(store, tmp_path / "report.html")
+    text = (tmp_path / "report.html").read_text()
+    assert "<table" in text and "Best runs per model key and dataset key" in text
+    specs = json.loads(re.search(r"const specs = (.*);\n", text).group(1))
+    assert len(specs) == 2  # the metaplots of dataset_OR, the best runs' loss curves
+    meta = json.dumps(specs["chart1"])
+    assert '"bind": "legend"' in meta and '"field": "run_id"' in meta and '"field": "pipeline"' in meta
+    for spec in specs.values():
+        assert vlc.vegalite_to_svg(spec).startswith("<svg")
+
+
+def test_report_rejects_other_formats(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"\.html or \.pdf"):
+        report(store, tmp_path / "report.png")
+
+
+# -- the original tool's database ------------------------------------------------------------
+@pytest.fixture
+def legacy(tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copytree(LEGACY, tmp_path / "legacy")
+    return tmp_path / "legacy" / "legacy_sample.db", tmp_path / "legacy" / "legacy_runs"
+
+
+def test_legacy_database_plotloss(legacy: tuple[Path, Path], tmp_path: Path) -> None:
+    db, runs = legacy
+    result = plotloss(db, tmp_path / "loss.pdf", runs, selection=mosaic.Selection(ids="all"))
+    pages, texts = _pdf(tmp_path / "loss.pdf")
+    assert pages == 2 and result.runs == 6
+    assert "1: dataset_OR(4,80,0.8) | mlp_brick(2,2) : 15" in texts[0]
+    assert "No loss history for runs 7, 8" in texts[-1]
+
+
+def test_legacy_database_metaplot_and_report(legacy: tuple[Path, Path], tmp_path: Path) -> None:
+    db, runs = legacy
+    result = metaplot(db, tmp_path / "meta.pdf", "data_dataset_OR", "test_loss")
+    assert result.runs == 6 and "2 failed runs left out" in result.render()
+    assert "brick_3" in _pdf(tmp_path / "meta.pdf")[1][0]
+    result = report(db, tmp_path / "report.pdf", run_files=runs)
+    pages, texts = _pdf(tmp_path / "report.pdf")
+    assert pages == 3 and "8 runs: 6 done, 2 error" in texts[0]
+    assert "broken" in texts[0]  # the failing model's row: 2 runs, 2 failed, no best run
+
+
+def test_cli_commands(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plotloss", str(store), str(tmp_path / "l.pdf"), "-id", "1-5", "-plot_size", "2"]) == 0
+    assert "2 pages, 5 runs" in capsys.readouterr().out
+    assert main(["metaplot", str(store), str(tmp_path / "m.svg"), "dataset_OR", "overfit"]) == 0
+    assert "1 failed run left out" in capsys.readouterr().out
+    assert main(["report", str(store), str(tmp_path / "r.html")]) == 0
+    assert "r.html" in capsys.readouterr().out
+    assert main(["metaplot", str(store), str(tmp_path / "m.svg"), "dataset_OR", "bogus"]) == 2
+    assert "use one of" in capsys.readouterr().err
+
+
+def test_legacy_database_without_run_files(legacy: tuple[Path, Path], tmp_path: Path) -> None:
+    db, runs = legacy
+    result = plotloss(db, tmp_path / "none.pdf", selection=mosaic.Selection(ids="1-2"))
+    assert result.runs == 0 and "give its run-files folder" in result.render()
+    # the original's config said run_files_path = runs: found next to the database
+    runs.rename(db.parent / "runs")
+    result = plotloss(db, tmp_path / "found.pdf", selection=mosaic.Selection(ids="1-2"))
+    assert result.runs == 2 and _pdf(tmp_path / "found.pdf")[0] == 1
+
+
+def test_loss_pages_keep_the_given_run_order(store: Path) -> None:
+    from mosaic.analysis.report import loss_page_charts
+    from mosaic.analysis.sql import open_store
+
+    with open_store(store) as session:
+        charts, missing = loss_page_charts(session, [5, 1, 11, 2], plot_size=1)
+    assert missing == [11] and len(charts) == 3
+    firsts = []
+    for chart in charts:
+        spec = chart.to_dict()
+        firsts.append([row["run_id"] for rows in spec["datasets"].values() for row in rows][0])
+    assert firsts == [5, 1, 2]
+
+
+def test_render_all_in_parallel_and_when_a_child_fails(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mosaic.analysis import report as module
+    from mosaic.analysis.sql import open_store
+
+    with open_store(store) as session:
+        charts, _ = module.loss_page_charts(session, list(range(1, 11)), plot_size=1)
+    serial = module.render_all(charts[:3], "svg", processes=1)
+    assert module.render_all(charts[:3], "svg", processes=2) == serial
+    monkeypatch.setattr(module, "_CHILD", "raise SystemExit(3)")
+    pages = module.render_all(charts[:3], "pdf", processes=3)
+    assert len(pages) == 3 and all(page.startswith(b"%PDF") for page in pages)
+    for run_id, page in enumerate(pages, 1):
+        text = " ".join(PdfReader(io.BytesIO(page)).pages[0].extract_text().split())
+        assert f"{run_id}: dataset_OR(1,200,0.8)" in text
