@@ -17,8 +17,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The tutorial sweep (24 runs), trimmed to 10 epochs so it takes about a minute on 2 cores.
 demo: $(STAMP)
-	$(VENV)/bin/mosaic demo demo
+	rm -rf demo
+	$(VENV)/bin/mosaic init demo
+	sed -i.bak 's/^epochs = .*/epochs = 10/' demo/config.ini && rm demo/config.ini.bak
+	$(VENV)/bin/mosaic run demo/config.ini demo/results --no-progress
+	$(VENV)/bin/mosaic plotloss demo/results demo/plotloss.pdf -id all -plot_size 3
+	$(VENV)/bin/mosaic metaplot demo/results demo/metaplot.pdf dataset_OR test_loss
+	$(VENV)/bin/mosaic report demo/results demo/report.html
+	@echo
+	@echo "results store: demo/results   report: demo/report.html   curves: demo/plotloss.pdf"
+	@echo "try: $(VENV)/bin/mosaic query demo/results \"SELECT run_id, test_loss FROM run_results ORDER BY test_loss LIMIT 5\""
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,3 +18,39 @@ def tutorial_dir(tmp_path: Path) -> Path:
     target = tmp_path / "tutorial"
     shutil.copytree(TUTORIAL, target)
     return target
+
+
+CLASSES_DRIVER = DATA / "classes_driver"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands remember the last store under $MOSAIC_STATE_DIR: never the user's home in tests."""
+    monkeypatch.setenv("MOSAIC_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A session LocalCluster (2 worker processes, 1 thread each, on 127.0.0.1) and its client.
+
+    Started like the embedded cluster of ``mosaic run``: a worker that dies fails its run at once.
+    """
+    from distributed import Client
+
+    from mosaic.exec.cluster import WorkerSetup, start_local_cluster
+
+    cluster = start_local_cluster(2, setup=WorkerSetup(torch_threads=1))
+    client = Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """The driver test configs and classes beside the tutorial's dataset.py and mlp.py."""
+    target = tmp_path / "sweep"
+    shutil.copytree(CLASSES_DRIVER, target)
+    for name in ("dataset.py", "mlp.py"):
+        shutil.copy(TUTORIAL / name, target / name)
+    return target

@@ -1,0 +1,287 @@
+"""Benchmark: ``mosaic run`` against a raw-PyTorch script doing the same trainings (issue 3 item 10).
+
+Usage: .venv/bin/python bench/bench_run.py [--quick] [--only a,b,c] [--workers 2]
+           [--epochs-a 50] [--multiplicity-a 4] [--runs-b 240] [--epochs-b 5] [--runs-c 10000]
+
+(a) the tutorial-like sweep: OR dataset of 200 samples, batch 1, mlp_funnel and mlp_brick,
+    length 4, widths {2-4}, multiplicity 4, 50 epochs (24 runs), 2 workers, against a raw
+    script training the same 24 models in a 2-process ``multiprocessing`` pool. Both sides
+    run as fresh processes and are timed from start to exit: interpreter, imports, cluster
+    start (Mosaic) or pool start (raw) included.
+(b) 240 runs of 5 epochs of the same sweep: wall ratio, and the overhead per run
+    (``(mosaic - raw) x workers / runs``: the extra time each run holds a worker slot).
+(c) 10,000 one-epoch runs of a tiny dataset (10 samples, batch 2): the driver's peak memory (max RSS of
+    the driver process, which also hosts the scheduler, and the tracemalloc peak of what
+    the sweep allocated in its Python heap, imports excluded) and the Parquet files left
+    per table after the sweep (tracemalloc slows that process, so (c)'s wall time is not a
+    throughput figure).
+
+``--quick`` shrinks every size (a: 6 runs x 5 epochs, b: 24 runs, c: 500 runs).
+Prints a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIAL = ROOT / "mosaic" / "examples" / "tutorial"
+
+CONFIG = """[PROCESS]
+lr = 1e-2
+epochs = {epochs}
+loss_function = MSELoss
+data_scheme = dataset
+pipeline_scheme = mlp
+run_files_path = run_files
+
+[MONITOR]
+need_gpu = False
+gpu_available = None
+nb_processus = {workers}
+multiplicity = {multiplicity}
+cache_database_path = cache
+cache_size = 500M
+
+[dataset_OR]
+type = dataset
+class = dataset_OR
+path_to_class = ./dataset.py
+batch_size = {batch}
+data_size = {data_size}
+train_prop = 0.8
+key = {{class}}
+
+[mlp_funnel]
+type = mlp
+class = mlp_funnel
+path_to_class = ./mlp.py
+key = mlp_funnel
+length = 4
+width = {{2-4}}
+
+[mlp_brick]
+type = mlp
+class = mlp_brick
+path_to_class = ./mlp.py
+key = mlp_brick
+length = 4
+width = {{2-4}}
+"""
+
+
+def make_sweep(folder: Path, **values: Any) -> Path:
+    """A tutorial copy in ``folder`` with the given sizes; returns its config."""
+    folder.mkdir(parents=True)
+    for name in ("dataset.py", "mlp.py"):
+        shutil.copy(TUTORIAL / name, folder / name)
+    config = folder / "config.ini"
+    config.write_text(CONFIG.format(**values))
+    return config
+
+
+# -- the Mosaic side (a fresh process) ------------------------------------------------------------
+def _mosaic_main(config: str, store: str, tracemalloc_on: bool) -> None:
+    import resource
+    import tracemalloc
+
+    import mosaic
+    import mosaic.exec.driver  # noqa: F401 - imports (torch, dask) are not the sweep's memory
+
+    if tracemalloc_on:
+        tracemalloc.start()
+
+    ends: list[str] = []
+    summary = mosaic.run(config, store, on_event=lambda e: ends.append(e.text) if e.kind == "end" else None)
+    from mosaic.store import Store
+
+    files = {t: len(Store(store).files(t)) for t in ("sweeps", "runs", "params", "results", "history")}
+    print(json.dumps({
+        "counts": summary.counts,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "traced_peak_mb": tracemalloc.get_traced_memory()[1] / 2**20 if tracemalloc_on else None,
+        "files": files,
+        "compaction": ends[-1] if ends else "",
+        "sweep_seconds": summary.seconds,
+        "driver_cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
+    }))
+
+
+# -- the raw PyTorch side ------------------------------------------------------------------------
+def _train(job: dict[str, Any]) -> float:
+    """One training as a plain PyTorch script would write it (same data, model, loop)."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(job["seed"])
+    generator = torch.Generator().manual_seed(0)
+    size = job["data_size"]
+    bits = torch.randint(0, 2, (size, 2), generator=generator).float()
+    target = (bits[:, 0].bool() | bits[:, 1].bool()).float().unsqueeze(1)
+    inputs = bits + 0.05 * torch.randn(bits.shape, generator=generator)
+    cut = int(size * 0.8)
+    loaders = [
+        torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=job["batch"], drop_last=True)
+        for x, y in ((inputs[:cut], target[:cut]), (inputs[cut:], target[cut:]))
+    ]
+    length, width = 4, job["width"]
+    hidden = [width * (length - i) for i in range(length)] if job["model"] == "funnel" else [width] * length
+    sizes = [2, *hidden, 1]
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(sizes, sizes[1:], strict=False):
+        layers += [torch.nn.Linear(a, b), torch.nn.Sigmoid()]
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.MSELoss()
+    test_loss = 0.0
+    for _ in range(job["epochs"]):
+        for loader, training in ((loaders[0], True), (loaders[1], False)):
+            model.train(training)
+            # the same bookkeeping as Mosaic's loop: mean batch loss and accuracy, no per-batch sync
+            total = torch.zeros((), dtype=torch.float64)
+            correct = torch.zeros((), dtype=torch.int64)
+            batches = 0
+            with torch.set_grad_enabled(training):
+                for x, y in loader:
+                    prediction = model(x)
+                    loss = loss_fn(prediction, y)
+                    if training:
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                    total += loss.detach().to(torch.float64)
+                    correct += ((prediction > 0.5) == (y > 0.5)).sum()
+                    batches += 1
+            test_loss = float(total) / batches
+    return test_loss
+
+
+def _raw_main(spec: str) -> None:
+    jobs = json.loads(spec)
+    workers = jobs[0]["workers"]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pool.map(_train, jobs, chunksize=1)
+
+
+def raw_jobs(*, runs_per_model_width: int, epochs: int, data_size: int, batch: int, workers: int) -> list[dict[str, Any]]:
+    """The same trainings as the Mosaic sweep, in the sweep's order."""
+    from mosaic.exec.cluster import available_cores
+
+    threads = max(1, available_cores() // workers)
+    return [
+        {"model": model, "width": width, "seed": index, "epochs": epochs, "data_size": data_size,
+         "batch": batch, "threads": threads, "workers": workers}
+        for index, (model, width) in enumerate(
+            (m, w) for m in ("funnel", "brick") for w in (2, 3, 4) for _ in range(runs_per_model_width)
+        )
+    ]
+
+
+# -- driving both ---------------------------------------------------------------------------------
+def timed(command: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{command[:4]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds, done.stdout
+
+
+def compare(
+    folder: Path, label: str, *, multiplicity: int, epochs: int, data_size: int, batch: int, workers: int, repeat: int
+) -> dict[str, Any]:
+    config = make_sweep(folder / label, epochs=epochs, workers=workers, multiplicity=multiplicity, batch=batch, data_size=data_size)
+    jobs = raw_jobs(runs_per_model_width=multiplicity, epochs=epochs, data_size=data_size, batch=batch, workers=workers)
+    raws, mosaics = [], []
+    for attempt in range(repeat):  # alternate, so both sides see the same machine load
+        raws.append(timed([sys.executable, __file__, "_raw", json.dumps(jobs)])[0])
+        seconds, out = timed([sys.executable, __file__, "_mosaic", str(config), str(folder / label / f"store{attempt}")])
+        mosaics.append(seconds)
+        report = json.loads(out.strip().splitlines()[-1])
+    raw_s, mosaic_s = min(raws), min(mosaics)
+    runs = len(jobs)
+    return {
+        "runs": runs, "epochs": epochs, "raw_s": raw_s, "mosaic_s": mosaic_s, "ratio": mosaic_s / raw_s,
+        "overhead_ms": (mosaic_s - raw_s) * workers / runs * 1000, "counts": report["counts"],
+        "all": f"raw {', '.join(f'{x:.1f}' for x in raws)}; mosaic {', '.join(f'{x:.1f}' for x in mosaics)}",
+        "driver_cpu_s": report["driver_cpu_s"],
+    }
+
+
+def memory(folder: Path, *, runs: int, workers: int) -> dict[str, Any]:
+    multiplicity = max(1, runs // 6)
+    config = make_sweep(folder / "c", epochs=1, workers=workers, multiplicity=multiplicity, batch=2, data_size=10)
+    seconds, out = timed([sys.executable, __file__, "_mosaic", str(config), str(folder / "c" / "store"), "--tracemalloc"])
+    report = json.loads(out.strip().splitlines()[-1])
+    return {"runs": multiplicity * 6, "wall_s": seconds, **report}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--only", default="a,b,c", help="which parts: a, b, c")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs-a", type=int, default=50)
+    parser.add_argument("--multiplicity-a", type=int, default=4)
+    parser.add_argument("--runs-b", type=int, default=240, help="a multiple of 6")
+    parser.add_argument("--epochs-b", type=int, default=5)
+    parser.add_argument("--runs-c", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=1, help="alternate raw and mosaic N times, keep the fastest of each")
+    parser.add_argument("--dir", help="work folder (default: a temporary one, removed)")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs_a, args.multiplicity_a, args.runs_b, args.runs_c = 5, 1, 24, 500
+    parts = set(args.only.split(","))
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="mosaic-bench-run-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"workers: {args.workers}; command: {' '.join(sys.argv)}; load average before: {os.getloadavg()[0]:.1f}", ""]
+    header = ["| part | runs x epochs | raw PyTorch s | mosaic run s | ratio | overhead ms/run |", "|---|---:|---:|---:|---:|---:|"]
+    notes: list[str] = []
+    sizes = {"a": (args.multiplicity_a, args.epochs_a, "(a) tutorial sweep"), "b": (max(1, args.runs_b // 6), args.epochs_b, "(b) many short runs")}
+    try:
+        for part in ("a", "b"):
+            if part not in parts:
+                continue
+            multiplicity, epochs, name = sizes[part]
+            result = compare(folder, part, multiplicity=multiplicity, epochs=epochs, data_size=200, batch=1,
+                             workers=args.workers, repeat=args.repeat)
+            lines += [*header, _row(name, result)] if len(lines) == 2 else [_row(name, result)]
+            notes.append(f"({part}) every timing: {result['all']}; driver process CPU {result['driver_cpu_s']:.1f} s")
+        if "c" in parts:
+            c = memory(folder, runs=args.runs_c, workers=args.workers)
+            notes.append(
+                f"(c) {c['runs']} one-epoch runs in {c['wall_s']:.1f} s ({c['counts']}): driver max RSS "
+                f"{c['max_rss_mb']:.0f} MiB (driver + in-process scheduler), tracemalloc peak "
+                f"{c['traced_peak_mb']:.1f} MiB; files left per table {c['files']}; {c['compaction']}"
+            )
+        lines += ["", *notes]
+    finally:
+        if not args.dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    print("\n".join(lines))
+
+
+def _row(name: str, part: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {part['runs']} x {part['epochs']} | {part['raw_s']:.1f} | {part['mosaic_s']:.1f} | "
+        f"{part['ratio']:.2f} | {part['overhead_ms']:.0f} |"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_mosaic":
+        _mosaic_main(sys.argv[2], sys.argv[3], "--tracemalloc" in sys.argv)
+    elif len(sys.argv) > 1 and sys.argv[1] == "_raw":
+        _raw_main(sys.argv[2])
+    else:
+        main()

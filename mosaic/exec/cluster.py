@@ -1,0 +1,350 @@
+"""Where runs execute: an embedded ``LocalCluster`` or an existing Dask scheduler.
+
+CPU: ``nb_processus`` worker processes (or ``--workers``), one thread each, torch threads
+set so workers x threads <= cores. GPU (``need_gpu = True``): one worker per entry of
+``gpu_available``, each pinned to its device by :class:`MosaicPlugin`, every worker
+advertising one ``GPU`` resource and every task asking for one, so two runs never share a
+device. On a remote cluster, GPU runs go to the workers that advertise a ``GPU`` resource.
+
+The local scheduler runs with ``allowed-failures = 0`` (a run that kills its worker fails at
+once as ``system failure`` instead of killing three more) and ``worker-saturation = 1.0``
+(a worker holds only the run it executes, so its death takes no innocent run with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from mosaic.config import Monitor
+from mosaic.errors import RunError, UsageError
+from mosaic.exec.progress import Event
+
+#: Scheduler settings of the embedded cluster (see the module docstring).
+LOCAL_SCHEDULER_CONFIG: Mapping[str, Any] = {
+    "distributed.scheduler.allowed-failures": 0,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+#: Worker settings of the embedded cluster: no statistical profiler (a thread sampling the
+#: training thread every 10 ms, for a dashboard page) and a slower memory monitor, so the
+#: training thread keeps the GIL on a busy machine.
+LOCAL_WORKER_CONFIG: Mapping[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+GPU = "GPU"
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many local workers to start and how to set each one up."""
+
+    workers: int
+    torch_threads: int
+    devices: tuple[str, ...] = ()
+    worker_resources: Mapping[str, float] | None = None
+    task_resources: Mapping[str, float] | None = None
+
+    def device_of(self, worker_name: object) -> str | None:
+        """The device pinned to a local worker (workers are named 0, 1, ...)."""
+        return device_for(worker_name, self.devices)
+
+
+def device_for(worker_name: object, devices: tuple[str, ...]) -> str | None:
+    """The device of the worker called ``worker_name`` among ``devices`` (None on CPU)."""
+    if not devices:
+        return None
+    try:
+        index = int(str(worker_name).rsplit("-", 1)[-1])
+    except ValueError:
+        index = abs(hash(str(worker_name)))
+    return devices[index % len(devices)]
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_workers(monitor: Monitor, workers: int | None = None, cores: int | None = None) -> WorkerPlan:
+    """The local worker layout for a MONITOR section (no process is started).
+
+    ``workers`` overrides ``nb_processus`` (CPU) or takes the first N devices (GPU).
+    """
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise UsageError(f"--workers must be a positive integer; got {workers!r}")
+    cores = cores or available_cores()
+    if monitor.need_gpu:
+        devices = monitor.gpu_available[: workers or len(monitor.gpu_available)]
+        count = len(devices)
+        return WorkerPlan(
+            workers=count,
+            torch_threads=max(1, cores // count),
+            devices=tuple(devices),
+            worker_resources={GPU: 1},
+            task_resources={GPU: 1},
+        )
+    count = workers or monitor.nb_processus
+    return WorkerPlan(workers=count, torch_threads=max(1, cores // count))
+
+
+def check_gpu(monitor: Monitor, device_count: int | None = None) -> None:
+    """Raise RunError when ``need_gpu`` asks for CUDA devices this machine does not have."""
+    if not monitor.need_gpu:
+        return
+    if device_count is None:
+        device_count = _cuda_device_count()
+    if device_count == 0:
+        raise RunError(
+            "[MONITOR] need_gpu = True but CUDA is not available on this machine "
+            f"(gpu_available = {', '.join(monitor.gpu_available)}); set need_gpu = False to train on CPU, "
+            "or use --scheduler with workers that advertise a GPU resource"
+        )
+    for device in monitor.gpu_available:
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if device != "cpu" and index >= device_count:
+            raise RunError(
+                f"[MONITOR] gpu_available: {device} does not exist; this machine has {device_count} CUDA "
+                f"device(s): {', '.join(f'cuda:{i}' for i in range(device_count))}"
+            )
+
+
+def _cuda_device_count() -> int:
+    # torch is imported only for this check, and only when need_gpu is set
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+class WorkerSetup(WorkerPlugin):
+    """Per-process setup of a worker: its device, torch threads, and a warm-up.
+
+    The device comes from the worker's name (local GPU workers are named 0, 1, ...) and is
+    exported as ``MOSAIC_DEVICE`` (``torch.cuda.set_device`` too when CUDA is there); with
+    ``gpu`` and no device list, a worker advertising a ``GPU`` resource uses ``cuda`` unless
+    its environment names a device. Local workers get this plugin when they start, so it
+    also sets up the replacement of a worker that died.
+    """
+
+    name = "mosaic-setup"
+    idempotent = True
+
+    def __init__(self, torch_threads: int | None = None, devices: tuple[str, ...] = (), gpu: bool = False) -> None:
+        self.torch_threads = torch_threads
+        self.devices = devices
+        self.gpu = gpu
+
+    def setup(self, worker: Any) -> None:
+        """Pin the device, set torch threads, import the runner and warm torch up."""
+        device = device_for(worker.name, self.devices)
+        if device is None and self.gpu and worker.state.total_resources.get(GPU):
+            device = os.environ.get("MOSAIC_DEVICE", "cuda")
+        if device is not None:
+            os.environ["MOSAIC_DEVICE"] = device
+        with contextlib.suppress(Exception):
+            import torch
+
+            if self.torch_threads:
+                torch.set_num_threads(self.torch_threads)
+            if device and device.startswith("cuda") and torch.cuda.is_available():
+                torch.cuda.set_device(device)
+            _warm_up(torch)
+        with contextlib.suppress(Exception):
+            importlib.import_module("mosaic.exec.runner")
+
+
+class MosaicPlugin(WorkerPlugin):
+    """One sweep's worker plugin: its ``sys.path`` entries and the 'run started' signal.
+
+    ``transition`` logs an event on ``topic`` when one of this sweep's tasks starts
+    executing; the driver turns it into a ``running`` row. On a cluster Mosaic did not
+    start, it also runs ``prepare`` (a :class:`WorkerSetup`).
+    """
+
+    def __init__(self, sweep_id: int, paths: tuple[str, ...] = (), prepare: WorkerSetup | None = None) -> None:
+        self.name = f"mosaic-sweep-{sweep_id}"
+        self.topic = f"mosaic-{sweep_id}"
+        self.prefix = f"run-{sweep_id}-"
+        self.paths = paths
+        self.prepare = prepare
+        self.worker: Any = None
+        self.label = ""
+
+    def setup(self, worker: Any) -> None:
+        """Prepare one worker process for this sweep's runs."""
+        self.worker = worker
+        # the same label the runner puts in RunOutcome.worker
+        self.label = f"{socket.gethostname()}:{os.getpid()}"
+        for path in self.paths:
+            if path not in sys.path:
+                sys.path.append(path)
+        if self.prepare is not None:
+            self.prepare.setup(worker)
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        """Report the start of one of this sweep's runs."""
+        if finish != "executing" or not isinstance(key, str) or not key.startswith(self.prefix):
+            return
+        run_id = int(key[len(self.prefix):].split("-", 1)[0])
+        device = os.environ.get("MOSAIC_DEVICE", "cpu")
+        self.worker.log_event(self.topic, {"run_id": run_id, "key": key, "worker": self.label, "device": device})
+
+
+def _warm_up(torch: Any) -> None:
+    """One optimizer step on a toy model: torch's lazy imports (about 2 s on the first
+    ``step()``) then happen here instead of inflating the first runs' execution_time."""
+    layer = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(layer.parameters())
+    layer(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+
+
+@dataclass
+class Cluster:
+    """A connected client, and the local cluster when Mosaic started one."""
+
+    client: Client
+    local: LocalCluster | None = None
+    plan: WorkerPlan | None = None
+    task_resources: Mapping[str, float] | None = None
+    owns_client: bool = True
+    prepare: WorkerSetup | None = None
+    dashboard: str | None = None
+    plugins: list[str] = field(default_factory=list)
+
+    @property
+    def slots(self) -> int:
+        """How many runs can execute at once."""
+        info = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        if self.task_resources:
+            return max(1, sum(int(w.get("resources", {}).get(GPU, 0)) for w in info))
+        return max(1, sum(int(w.get("nthreads", 1)) for w in info))
+
+    def install(self, plugin: MosaicPlugin) -> None:
+        """Register a sweep's plugin on every current and future worker."""
+        self.client.register_plugin(plugin, name=plugin.name)
+        self.plugins.append(plugin.name)
+
+    def close(self) -> None:
+        """Remove this sweep's plugins; close the client and local cluster Mosaic started."""
+        for name in self.plugins:
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker_plugin(name)
+        self.plugins.clear()
+        if self.owns_client:
+            with contextlib.suppress(Exception):
+                self.client.close(timeout=10)
+        if self.local is not None:
+            with contextlib.suppress(Exception):
+                self.local.close(timeout=10)
+
+
+def start_local_cluster(
+    workers: int, resources: Mapping[str, float] | None = None, setup: WorkerSetup | None = None
+) -> LocalCluster:
+    """An embedded cluster: ``workers`` processes of one thread on 127.0.0.1, set up by ``setup``.
+
+    Worker processes are spawned: a script calling ``mosaic.run`` needs the usual
+    ``if __name__ == "__main__":`` guard.
+    """
+    # the scheduler's HTTP server (the dashboard when bokeh is installed) on a free loopback port
+    dashboard_address = "127.0.0.1:0"
+    settings = dict(LOCAL_SCHEDULER_CONFIG)
+    if os.environ.get("MOSAIC_WORKER_PROFILE") != "1":
+        settings.update(LOCAL_WORKER_CONFIG)
+    with dask.config.set(settings):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=dashboard_address,
+            resources=dict(resources) if resources else None,
+            plugins=(setup,) if setup is not None else (),
+            silence_logs=logging.CRITICAL,
+        )
+
+
+def open_cluster(
+    monitor: Monitor,
+    *,
+    client: Client | None = None,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Cluster:
+    """Connect to the cluster a sweep runs on.
+
+    An explicit ``client`` is used as is (and left open); ``scheduler``/``scheduler_file``
+    connect to an existing cluster; otherwise a LocalCluster is started from the plan.
+    Raises RunError when the cluster is unreachable or cannot run GPU tasks.
+    """
+    emit = on_event or (lambda event: None)
+    if sum(x is not None for x in (client, scheduler, scheduler_file)) > 1:
+        raise UsageError("give one of client, --scheduler or --scheduler-file, not several")
+    if client is not None or scheduler is not None or scheduler_file is not None:
+        owns = client is None
+        if client is None:
+            client = _connect(scheduler, scheduler_file)
+        resources = {GPU: 1} if monitor.need_gpu else None
+        cluster = Cluster(client, task_resources=resources, owns_client=owns, prepare=WorkerSetup(gpu=monitor.need_gpu))
+        if resources and not any(
+            w.get("resources", {}).get(GPU) for w in client.scheduler_info(n_workers=-1)["workers"].values()
+        ):
+            cluster.close()
+            raise RunError(
+                f"need_gpu = True but no worker of the scheduler at {client.scheduler.address} advertises a GPU "
+                "resource; start the workers with 'dask worker ADDRESS --resources GPU=1'"
+            )
+        if workers is not None:
+            emit(Event("warning", text="--workers is ignored with an existing cluster"))
+        workers_now = len(client.scheduler_info(n_workers=-1)["workers"])
+        emit(Event("cluster", text=f"scheduler {client.scheduler.address}", total=workers_now, link=_dashboard(client)))
+        return cluster
+    check_gpu(monitor)
+    plan = plan_workers(monitor, workers)
+    local = start_local_cluster(plan.workers, plan.worker_resources, WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu))
+    try:
+        client = Client(local, set_as_default=False)
+    except BaseException:
+        local.close()
+        raise
+    link = _dashboard(client)
+    emit(Event("cluster", text=f"local cluster {local.scheduler_address}", total=plan.workers, link=link))
+    return Cluster(client, local=local, plan=plan, task_resources=plan.task_resources, dashboard=link)
+
+
+def _connect(scheduler: str | None, scheduler_file: str | os.PathLike[str] | None) -> Client:
+    if scheduler_file is not None and not Path(scheduler_file).is_file():
+        raise UsageError(f"--scheduler-file {scheduler_file}: file not found; start the scheduler with 'dask scheduler --scheduler-file {scheduler_file}'")
+    where = scheduler or f"the scheduler of {scheduler_file}"
+    try:
+        if scheduler_file is not None:
+            return Client(scheduler_file=str(scheduler_file), timeout="15s", set_as_default=False)
+        return Client(scheduler, timeout="15s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RunError(f"cannot reach the Dask scheduler at {where}: {exc}; check the address or drop --scheduler to use a local cluster") from None
+
+
+def _dashboard(client: Client) -> str | None:
+    if not importlib.util.find_spec("bokeh"):
+        return None
+    with contextlib.suppress(Exception):
+        return client.dashboard_link
+    return None

@@ -1,0 +1,550 @@
+"""Run a sweep: plan the runs, record them, submit one Dask task per run, store what comes back.
+
+``run`` (a config), ``resume`` (what a pause left) and ``rerun`` (more epochs from the
+checkpoints) all end in :class:`_Sweep`, which records the sweep row and every planned run
+as ``pending`` before the first task starts, submits runs through a bounded window (so a
+pause stops submitting at once), collects them with ``as_completed``, buffers rows and
+flushes them about once a second, and compacts the sweep's partition at the end.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from distributed import as_completed
+
+import mosaic
+from mosaic import sweep as sweeps
+from mosaic.config import Config, load_config
+from mosaic.errors import ConfigError, SelectionError, UsageError
+from mosaic.exec import control
+from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
+from mosaic.exec.progress import Event
+from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
+from mosaic.exec.summary import SweepSummary, model_key, return_status
+from mosaic.store import CompactResult, Store, now
+
+OnEvent = Callable[[Event], None]
+#: Rows are flushed when this many seconds passed or this many rows wait, whichever first.
+FLUSH_SECONDS = 1.0
+FLUSH_ROWS = 50_000
+#: Pending rows and params are written in files of at most this many runs.
+CHUNK_RUNS = 20_000
+#: A run whose worker died before it started is submitted again at most this often.
+MAX_RESUBMITS = 3
+
+__all__ = ["SweepSummary", "rerun", "resume", "run"]
+
+
+@dataclass
+class PlannedRun:
+    """One run a sweep will execute."""
+
+    run_id: int
+    attempt: int
+    pipeline: list[dict[str, Any]]
+    epochs: int
+    resume: bool = False
+
+
+def run(
+    config: str | os.PathLike[str] | Config,
+    store: str | os.PathLike[str],
+    client: Any = None,
+    *,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    on_event: OnEvent | None = None,
+) -> SweepSummary:
+    """Generate the pipelines of ``config`` and train them all on Dask into ``store``.
+
+    Nothing is written when the config is invalid (ConfigError) or need_gpu finds no CUDA
+    (RunError). Returns the summary; ``summary.exit_code`` is 0 when every run is done.
+    """
+    config = config if isinstance(config, Config) else load_config(config)
+    pipelines = sweeps.generate(config)
+    _precheck(config, client, scheduler, scheduler_file, workers)
+    target = Store(store, create=True)
+    ids = None
+
+    def plan() -> list[PlannedRun]:
+        nonlocal ids
+        ids = target.allocate_run_ids(len(pipelines))
+        return [PlannedRun(i, 0, p, config.process.epochs) for i, p in zip(ids, pipelines, strict=True)]
+
+    return _Sweep(target, "run", config, on_event).execute(
+        plan, new_params=True, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
+    )
+
+
+def resume(
+    pipeline_file: str | os.PathLike[str],
+    *,
+    store: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | Config | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    on_event: OnEvent | None = None,
+) -> SweepSummary:
+    """Run the pipelines of a pipeline file (from ``mosaic pause``, or any legacy file).
+
+    Store and config default to those recorded beside the file by the pause
+    (``<file>.mosaic.json``); the paused runs keep their run ids.
+    """
+    pipelines = sweeps.read_pipelines(pipeline_file)
+    side = control.read_sidecar(pipeline_file)
+    store = store or side.get("store")
+    if store is None:
+        raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the store with --store")
+    config_path = config or side.get("config_path")
+    if config_path is None:
+        raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the config with --config")
+    if not isinstance(config_path, Config) and not Path(config_path).is_file():
+        raise ConfigError(f"{config_path}: the paused sweep's config is gone; give one with --config")
+    config = config_path if isinstance(config_path, Config) else load_config(config_path)
+    _precheck(config, client, scheduler, scheduler_file, workers)
+    target = Store(store, create=True)
+    recorded = side.get("runs") or []
+    reuse = len(recorded) == len(pipelines) and Path(side.get("store", "")).resolve() == target.path.resolve()
+
+    def plan() -> list[PlannedRun]:
+        if reuse:
+            return [
+                PlannedRun(int(r["run_id"]), int(r["attempt"]), p, int(r["epochs"]), bool(r["resume"]))
+                for r, p in zip(recorded, pipelines, strict=True)
+            ]
+        ids = target.allocate_run_ids(len(pipelines))
+        return [PlannedRun(i, 0, p, config.process.epochs) for i, p in zip(ids, pipelines, strict=True)]
+
+    return _Sweep(target, "resume", config, on_event).execute(
+        plan, new_params=not reuse, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
+    )
+
+
+def rerun(
+    config: str | os.PathLike[str] | Config,
+    store: str | os.PathLike[str],
+    selection: Any,
+    epochs: int | None = None,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    on_event: OnEvent | None = None,
+) -> SweepSummary:
+    """Continue training the selected runs from their checkpoints for ``epochs`` more epochs.
+
+    ``epochs`` defaults to the config's; each run gets attempt + 1 in a new sweep.
+    """
+    from mosaic.analysis.selection import select_runs
+
+    config = config if isinstance(config, Config) else load_config(config)
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise UsageError(f"-epochs must be a positive integer; got {epochs!r}")
+    target = Store(store)
+    ids = sorted(set(select_runs(target.path, selection)))
+    if not ids:
+        raise SelectionError(f"{target.path}: the selection matches no run; check it with 'mosaic status {target.path}'")
+    latest = {row["run_id"]: row for row in control.latest_runs(target, ids)}
+    missing = [i for i in ids if i not in latest]
+    if missing:
+        raise SelectionError(f"{target.path}: no run {', '.join(map(str, missing[:10]))} in this store")
+    unknown = [i for i in ids if not latest[i]["pipeline_json"]]
+    if unknown:
+        raise SelectionError(f"{target.path}: runs {', '.join(map(str, unknown[:10]))} have no recorded pipeline; they cannot be rerun")
+    _precheck(config, client, scheduler, scheduler_file, workers)
+    more = epochs or config.process.epochs
+
+    def plan() -> list[PlannedRun]:
+        return [
+            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]), more, True)
+            for i in ids
+        ]
+
+    return _Sweep(target, "rerun", config, on_event).execute(
+        plan, new_params=False, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
+    )
+
+
+def _precheck(config: Config, client: Any, scheduler: Any, scheduler_file: Any, workers: int | None) -> None:
+    """Refuse before anything is written: no CUDA for need_gpu, a bad --workers."""
+    if client is None and scheduler is None and scheduler_file is None:
+        plan_workers(config.monitor, workers)
+        check_gpu(config.monitor)
+
+
+class _Sweep:
+    """One invocation's partition of the store, from pending rows to compaction."""
+
+    def __init__(self, store: Store, kind: str, config: Config, on_event: OnEvent | None) -> None:
+        self.store = store
+        self.kind = kind
+        self.config = config
+        self.emit: OnEvent = on_event or (lambda event: None)
+        self.sweep_id = 0
+        self.buffer: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self.buffered = 0
+        self.last_flush = time.monotonic()
+        self.started_events: collections.deque[dict[str, Any]] = collections.deque()
+        self.final: dict[int, str] = {}
+        self.seen: dict[int, dict[str, Any]] = {}
+        self.summary_runs: list[tuple[int, str, float | None, str]] = []
+        self.by_id: dict[int, PlannedRun] = {}
+        self.compacted: CompactResult | None = None
+        self.run_files = _run_files(config, store)
+        self.started = now()
+        process = config.process
+        self.process = {
+            "lr": process.lr,
+            "epochs": process.epochs,
+            "loss_function": process.loss_function,
+            "class_loss_function": process.class_loss_function,
+            "path_to_class_loss_function": str(process.path_to_class_loss_function) if process.path_to_class_loss_function else None,
+            "optimizer": process.optimizer,
+            "seed": process.seed,
+            "accuracy": process.accuracy,
+            "checkpoint_every": process.checkpoint_every,
+            "patience": process.patience,
+            "data_scheme": list(process.data_scheme),
+            "pipeline_scheme": list(process.pipeline_scheme),
+        }
+
+    # -- the whole life of a sweep -------------------------------------------------------
+    def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any, **where: Any) -> SweepSummary:
+        cluster = open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
+        try:
+            self.sweep_id = self.store.new_sweep_id()
+            control.remember_store(self.store.path)
+            control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
+            try:
+                self._write_sweep_row(ended=False)
+                runs = plan()
+                self._write_planned(runs, new_params)
+                self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
+                clock = time.monotonic()
+                paused_file = self._drive(cluster, runs)
+                seconds = time.monotonic() - clock
+                self._finish_partition()
+            finally:
+                control.remove_heartbeat(self.store, self.sweep_id)
+        finally:
+            cluster.close()
+        summary = SweepSummary(
+            store=self.store.path,
+            sweep_id=self.sweep_id,
+            kind=self.kind,
+            runs=tuple(self.summary_runs),
+            statuses=tuple(self.final.get(r.run_id, "pending") for r in runs),
+            seconds=seconds,
+            run_files=self.run_files,
+            paused_file=paused_file,
+        )
+        done = self.compacted
+        text = f"sweep {self.sweep_id}: {done.files_before} files compacted into {done.files_after}" if done else ""
+        self.emit(Event("end", sweep_id=self.sweep_id, total=len(runs), text=text))
+        return summary
+
+    def _drive(self, cluster: Cluster, runs: list[PlannedRun]) -> Path | None:
+        client = cluster.client
+        paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
+        plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
+        cluster.install(plugin)
+        client.subscribe_topic(plugin.topic, lambda event: self.started_events.append(event[1]))
+        queue = collections.deque(runs)
+        inflight: dict[str, tuple[Any, PlannedRun]] = {}
+        resubmits: collections.Counter[int] = collections.Counter()
+        futures = as_completed(loop=client.loop)
+        paused_file = None
+        window = 2 * cluster.slots + 2
+        tick = 0.0
+
+        def submit_more() -> None:
+            while queue and len(inflight) < window:
+                planned = queue.popleft()
+                key = f"run-{self.sweep_id}-{planned.run_id}"
+                if resubmits[planned.run_id]:
+                    key += f"-{resubmits[planned.run_id]}"
+                future = client.submit(
+                    execute_run, self._task(planned), pure=False, key=key, resources=cluster.task_resources
+                )
+                inflight[key] = (future, planned)
+                futures.add(future)
+
+        try:
+            submit_more()
+            while inflight or queue:
+                self._drain_started()
+                batch = futures.next_batch(block=False) if futures.has_ready() else []
+                for future in batch:
+                    entry = inflight.pop(future.key, None)
+                    if entry is not None and self._collect(future, entry[1], resubmits):
+                        queue.appendleft(entry[1])
+                    future.release()
+                submit_more()  # after a pause the queue holds only runs to resubmit
+                if time.monotonic() - tick > 0.5:
+                    tick = time.monotonic()
+                    window = 2 * cluster.slots + 2
+                    control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
+                    if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
+                        paused_file = self._pause(request, client, queue, inflight)
+                self._maybe_flush()
+                if not batch and not futures.has_ready():
+                    # as_completed notifies this condition when a future lands (as its __next__ waits)
+                    with futures.thread_condition:
+                        futures.thread_condition.wait(timeout=0.05)
+            self._drain_started()
+        except BaseException as exc:  # Ctrl-C, or the cluster lost: leave a readable store
+            reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"driver stopped: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):  # the original error matters more
+                self._interrupt(client, runs, [f for f, _ in inflight.values()], reason)
+            raise
+        finally:
+            futures.clear()
+            with contextlib.suppress(Exception):  # the cluster may already be gone
+                client.unsubscribe_topic(plugin.topic)
+        return paused_file
+
+    # -- one run -------------------------------------------------------------------------
+    def _task(self, planned: PlannedRun) -> RunTask:
+        return RunTask(
+            run_id=planned.run_id,
+            attempt=planned.attempt,
+            sweep_id=self.sweep_id,
+            pipeline=planned.pipeline,
+            process=self.process,
+            config_dir=str(self.config.base_dir),
+            run_files=str(self.run_files),
+            epochs=planned.epochs,
+            resume=planned.resume,
+        )
+
+    def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
+        """Record a finished task; True when the run must be submitted again."""
+        if future.status == "finished":
+            self._record(planned, future.result())
+            return False
+        if future.status == "cancelled":
+            self._fail(planned, "system failure", "the scheduler cancelled the run (cluster lost or restarted)")
+            return False
+        exc = future.exception()
+        if _is_worker_death(exc):
+            if planned.run_id not in self.seen and resubmits[planned.run_id] < MAX_RESUBMITS:
+                resubmits[planned.run_id] += 1  # its worker died running another run
+                return True
+            self._fail(planned, "system failure", f"worker process died while running it ({type(exc).__name__}: {exc})")
+            return False
+        text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
+        self._fail(planned, "error", text)
+        return False
+
+    def _record(self, planned: PlannedRun, outcome: RunOutcome) -> None:
+        stamp = now()
+        results = outcome.results or None
+        status = outcome.status if outcome.status in ("done", "error") else "error"
+        shown = return_status(results) if status == "done" and results else (outcome.error or outcome.message or "")
+        self._add("runs", self._run_row(
+            planned, status, stamp, return_status=shown, worker=outcome.worker, device=outcome.device,
+            error=outcome.error, seed=outcome.seed,
+        ))
+        for epoch in outcome.history or ():
+            self._add("history", {**epoch, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
+        if results:
+            self._add("results", {**results, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
+        self.final[planned.run_id] = status
+        loss = results.get("test_loss") if results else None
+        self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
+        text = shown if status == "done" else _last_line(outcome.error or outcome.message or "")
+        if outcome.message and status == "done":
+            text += f"  ({outcome.message})"
+        self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=text,
+                        worker=outcome.worker, device=outcome.device))
+
+    def _fail(self, planned: PlannedRun, status: str, text: str) -> None:
+        seen = self.seen.get(planned.run_id, {})
+        self._add("runs", self._run_row(
+            planned, status, now(), return_status=text, error=text, worker=seen.get("worker"), device=seen.get("device"),
+        ))
+        self.final[planned.run_id] = status
+        self.summary_runs.append((planned.run_id, status, None, model_key(planned.pipeline, self.config)))
+        self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=_last_line(text)))
+
+    def _run_row(self, planned: PlannedRun, status: str, stamp: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "run_id": planned.run_id,
+            "attempt": planned.attempt,
+            "status": status,
+            "pipeline": sweeps.format_pipeline(planned.pipeline),
+            "pipeline_json": json.dumps(planned.pipeline),
+            "seed": run_seed(self.config.process.seed, planned.run_id),
+            "time": stamp,
+            **extra,
+        }
+
+    def _drain_started(self) -> None:
+        while self.started_events:
+            msg = self.started_events.popleft()
+            run_id = int(msg["run_id"])
+            planned = self.by_id.get(run_id)
+            if planned is None or run_id in self.final:
+                continue
+            self.seen[run_id] = msg
+            self._add("runs", self._run_row(planned, "running", now(), worker=msg["worker"], device=msg["device"] or None))
+            self.emit(Event("running", sweep_id=self.sweep_id, run_id=run_id, worker=msg["worker"], device=msg["device"]))
+
+    # -- pause and Ctrl-C ----------------------------------------------------------------
+    def _pause(self, request: control.PauseRequest, client: Any, queue: collections.deque, inflight: dict) -> Path | None:
+        not_started = [(k, f, p) for k, (f, p) in inflight.items() if p.run_id not in self.seen]
+        if not_started:
+            client.cancel([f for _, f, _ in not_started])
+        for key, _, _ in not_started:
+            inflight.pop(key)
+        left = sorted([p for _, _, p in not_started] + list(queue), key=lambda p: p.run_id)
+        queue.clear()
+        try:
+            path = control.write_pause_file(
+                request.pipeline_file, [p.pipeline for p in left],
+                store=self.store.path, sweep_id=self.sweep_id, config=self.config,
+                runs=[{"run_id": p.run_id, "attempt": p.attempt, "epochs": p.epochs, "resume": p.resume} for p in left],
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to the pausing command
+            control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, error=str(exc))
+            self.emit(Event("warning", sweep_id=self.sweep_id, text=f"pause refused: {exc}"))
+            for p in left:
+                queue.append(p)
+            return None
+        stamp = now()
+        for planned in left:
+            self._add("runs", self._run_row(planned, "paused", stamp))
+            self.final[planned.run_id] = "paused"
+        control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=len(inflight))
+        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {len(inflight)} running runs finish"))
+        return path
+
+    def _interrupt(self, client: Any, runs: Sequence[PlannedRun], futures: list[Any], reason: str) -> None:
+        with contextlib.suppress(Exception):  # the cluster may be shutting down with us
+            client.cancel(futures)
+        stamp = now()
+        for planned in runs:
+            if planned.run_id not in self.final:
+                self._add("runs", self._run_row(planned, "interrupted", stamp, error=reason))
+                self.final[planned.run_id] = "interrupted"
+        self._finish_partition()
+        control.remove_heartbeat(self.store, self.sweep_id)
+        self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
+
+    # -- store writes --------------------------------------------------------------------
+    def _write_planned(self, runs: list[PlannedRun], new_params: bool) -> None:
+        self.by_id = {r.run_id: r for r in runs}
+        raw_process = [(k, str(v)) for k, v in self.config.process.raw.items()]
+        database = ("database_path", str(self.store.path))
+        for start in range(0, len(runs), CHUNK_RUNS):
+            chunk = runs[start:start + CHUNK_RUNS]
+            stamp = now()
+            rows: dict[str, list[Any]] = collections.defaultdict(list)
+            for planned in chunk:
+                rows["run_id"].append(planned.run_id)
+                rows["attempt"].append(planned.attempt)
+                rows["pipeline"].append(sweeps.format_pipeline(planned.pipeline))
+                rows["pipeline_json"].append(json.dumps(planned.pipeline))
+                rows["seed"].append(run_seed(self.config.process.seed, planned.run_id))
+            rows["status"] = ["pending"] * len(chunk)
+            rows["time"] = [stamp] * len(chunk)
+            self._append_columns("runs", rows)
+            if not new_params:
+                continue
+            params: dict[str, list[Any]] = collections.defaultdict(list)
+            for planned, pipeline_json in zip(chunk, rows["pipeline_json"], strict=True):
+                pairs = [(n, str(v)) for n, v in sweeps.legacy_params(planned.pipeline)]
+                pairs += [("pipeline", pipeline_json), *raw_process, database]
+                params["run_id"].extend([planned.run_id] * len(pairs))
+                params["param_name"].extend(n for n, _ in pairs)
+                params["param_value"].extend(v for _, v in pairs)
+            params["time"] = [stamp] * len(params["run_id"])
+            self._append_columns("params", params)
+
+    def _append_columns(self, table: str, columns: dict[str, list[Any]]) -> None:
+        import pyarrow as pa
+
+        self.store.append(table, pa.table(dict(columns)), self.sweep_id)
+
+    def _write_sweep_row(self, ended: bool) -> None:
+        row = {
+            "sweep_id": self.sweep_id,
+            "kind": self.kind,
+            "config_path": str(self.config.path),
+            "config": self.config.text,
+            "started": self.started,
+            "ended": now() if ended else None,
+            "host": socket.gethostname(),
+            "mosaic_version": mosaic.__version__,
+            "torch_version": _version("torch"),
+            "dask_version": _version("dask"),
+            "python_version": sys.version.split()[0],
+            "store_path": str(self.store.path),
+            "time": now(),
+        }
+        self.store.append("sweeps", [row], self.sweep_id)
+
+    def _add(self, table: str, row: dict[str, Any]) -> None:
+        self.buffer[table].append(row)
+        self.buffered += 1
+
+    def _maybe_flush(self) -> None:
+        if self.buffered >= FLUSH_ROWS or (self.buffered and time.monotonic() - self.last_flush >= FLUSH_SECONDS):
+            self._flush()
+
+    def _flush(self) -> None:
+        for table, rows in self.buffer.items():
+            if rows:
+                self.store.append(table, rows, self.sweep_id)
+        self.buffer.clear()
+        self.buffered = 0
+        self.last_flush = time.monotonic()
+
+    def _finish_partition(self) -> None:
+        self._flush()
+        self._write_sweep_row(ended=True)
+        self.compacted = self.store.compact(self.sweep_id)
+
+
+def _run_files(config: Config, store: Store) -> Path:
+    raw = config.process.run_files_path
+    if raw:
+        path = Path(raw).expanduser()
+        return (path if path.is_absolute() else config.base_dir / path).resolve()
+    return store.default_run_files.resolve()
+
+
+def _is_worker_death(exc: BaseException | None) -> bool:
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(exc, KilledWorker | CommClosedError)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

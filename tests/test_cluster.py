@@ -1,0 +1,161 @@
+"""Worker layout and GPU placement (checked on CPU), and sweeps on a real remote scheduler."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from distributed import Client
+
+from mosaic.config import load_config
+from mosaic.errors import RunError, UsageError
+from mosaic.exec.cluster import (
+    WorkerSetup,
+    check_gpu,
+    device_for,
+    open_cluster,
+    plan_workers,
+    start_local_cluster,
+)
+from mosaic.exec.driver import run
+
+DASK = Path(sys.executable).parent / "dask"
+
+
+def latest_runs(store: Path) -> list[dict[str, Any]]:
+    return duckdb.sql(
+        f"SELECT run_id, status, worker, device FROM read_parquet('{store}/runs/*/*.parquet', hive_partitioning = true) "
+        "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC) = 1 ORDER BY run_id"
+    ).to_arrow_table().to_pylist()
+
+
+# -- the plan ---------------------------------------------------------------------------------
+def test_cpu_plan_uses_nb_processus_and_shares_the_cores(sweep_dir: Path) -> None:
+    monitor = load_config(sweep_dir / "tiny.ini").monitor
+    plan = plan_workers(monitor, cores=16)
+    assert (plan.workers, plan.torch_threads, plan.devices, plan.task_resources) == (2, 8, (), None)
+    assert plan_workers(monitor, workers=3, cores=16).torch_threads == 5
+    assert plan_workers(monitor, workers=4, cores=2).torch_threads == 1
+    with pytest.raises(UsageError, match="--workers must be a positive integer; got 0"):
+        plan_workers(monitor, workers=0)
+
+
+def test_gpu_plan_is_one_worker_per_device(sweep_dir: Path) -> None:
+    monitor = load_config(sweep_dir / "gpu.ini").monitor
+    plan = plan_workers(monitor, cores=16)
+    assert plan.workers == 2 and plan.devices == ("cuda:0", "cuda:1")
+    assert plan.worker_resources == {"GPU": 1} and plan.task_resources == {"GPU": 1}
+    assert [plan.device_of(name) for name in (0, 1, "1")] == ["cuda:0", "cuda:1", "cuda:1"]
+    assert plan_workers(monitor, workers=1).devices == ("cuda:0",)
+    assert device_for("anything", ()) is None
+
+
+def test_need_gpu_without_cuda_is_refused_before_anything_is_written(sweep_dir: Path, tmp_path: Path) -> None:
+    monitor = load_config(sweep_dir / "gpu.ini").monitor
+    with pytest.raises(RunError, match="CUDA is not available"):
+        check_gpu(monitor, device_count=0)
+    with pytest.raises(RunError, match="cuda:1 does not exist"):
+        check_gpu(monitor, device_count=1)
+    check_gpu(monitor, device_count=2)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RunError, match="need_gpu = True but CUDA is not available"):
+        run(sweep_dir / "gpu.ini", tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def _hold_device(seconds: float) -> tuple[str, float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return os.environ["MOSAIC_DEVICE"], start, time.time()
+
+
+def test_gpu_workers_are_pinned_and_never_share_a_device(sweep_dir: Path) -> None:
+    """The GPU layout on CPU: each worker pinned to its device, one task per device at a time."""
+    plan = plan_workers(load_config(sweep_dir / "gpu.ini").monitor)
+    cluster = start_local_cluster(plan.workers, plan.worker_resources, WorkerSetup(1, plan.devices, gpu=True))
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            pinned = client.run(lambda: os.environ["MOSAIC_DEVICE"])
+            assert sorted(pinned.values()) == ["cuda:0", "cuda:1"]
+            futures = [client.submit(_hold_device, 0.2, pure=False, resources=dict(plan.task_resources)) for _ in range(6)]
+            spans = client.gather(futures)
+    finally:
+        cluster.close()
+    for device in ("cuda:0", "cuda:1"):
+        mine = sorted((start, end) for d, start, end in spans if d == device)
+        assert len(mine) >= 1
+        assert all(later[0] >= earlier[1] for earlier, later in zip(mine, mine[1:], strict=False)), device
+
+
+# -- a remote cluster: `dask scheduler` + two `dask worker` processes ---------------------------
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A scheduler and two one-thread workers on 127.0.0.1; the second advertises a GPU."""
+    folder = tmp_path_factory.mktemp("remote")
+    scheduler_file = folder / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    common = ["--host", "127.0.0.1", "--no-dashboard"]
+    processes = [subprocess.Popen(
+        [DASK, "scheduler", "--port", "0", "--scheduler-file", scheduler_file, *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )]
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        worker = [DASK, "worker", "--scheduler-file", scheduler_file, "--nthreads", "1", *common]
+        processes.append(subprocess.Popen(worker + ["--name", "cpu-worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        processes.append(subprocess.Popen(
+            worker + ["--name", "gpu-worker", "--resources", "GPU=1"],
+            env={**env, "MOSAIC_DEVICE": "cpu"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        with Client(scheduler_file=str(scheduler_file), timeout="60s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield scheduler_file
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_sweep_on_a_remote_scheduler(remote: Path, sweep_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    summary = run(sweep_dir / "tiny.ini", store, scheduler_file=remote)
+    assert summary.exit_code == 0
+    runs = latest_runs(store)
+    assert [r["status"] for r in runs] == ["done"] * 4
+    results = duckdb.sql(f"SELECT count(*) FROM read_parquet('{store}/results/*/*.parquet')").fetchall()
+    assert results == [(4,)]
+
+
+def test_need_gpu_runs_go_to_workers_advertising_a_gpu(remote: Path, sweep_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    address = __import__("json").loads(remote.read_text())["address"]
+    summary = run(sweep_dir / "gpu.ini", store, scheduler=address)
+    assert summary.exit_code == 0
+    runs = latest_runs(store)
+    assert len(runs) == 4 and len({r["worker"] for r in runs}) == 1  # all on the GPU worker
+    with Client(address, set_as_default=False) as client:
+        gpu_pid = [pid for name, pid in client.run(os.getpid).items()
+                   if client.scheduler_info()["workers"][name]["resources"].get("GPU")]
+    assert runs[0]["worker"].endswith(f":{gpu_pid[0]}")
+
+
+def test_missing_scheduler_file_is_a_usage_error(sweep_dir: Path, tmp_path: Path) -> None:
+    monitor = load_config(sweep_dir / "tiny.ini").monitor
+    with pytest.raises(UsageError, match="file not found"):
+        open_cluster(monitor, scheduler_file=tmp_path / "nope.json")
