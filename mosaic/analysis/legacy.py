@@ -322,10 +322,10 @@ def _is_sqlite_file(path: Path) -> bool:
 
 # -- savedb ------------------------------------------------------------------------------
 def last_store_file() -> Path:
-    """Where ``mosaic run`` records the last store used."""
-    base = os.environ.get("MOSAIC_STATE_DIR")
-    folder = Path(base) if base else Path.home() / ".local" / "state" / "mosaic"
-    return folder / "last_store"
+    """Where ``mosaic run`` records the last store used (see ``mosaic.exec.control``)."""
+    from mosaic.exec.control import state_dir  # light: no Dask import
+
+    return state_dir() / "last_store"
 
 
 def last_store() -> Path:

@@ -10,13 +10,18 @@ and column names, so a user's old SQL runs unchanged:
 - ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
                   slope_std_minus, attempt (the latest attempt of each run)
 - ``system``      param_name, param_value (``next_run_id``)
-- ``history``     one row per (run_id, epoch): the latest attempt's
+- ``history``     one row per (run_id, epoch): the run's latest attempt (a rerun rewrites
+                  every epoch)
 - ``sweeps``      one row per sweep, ``results`` one row per (run_id, attempt)
 
 and the raw append-only tables as ``<table>_all`` (every status change, every rekey).
 Rows are only appended to a store; each view picks the latest row per key, so views are
-right while a sweep writes, after ``compact`` and even while compaction briefly shows
-a partition's rows twice.
+right while a sweep writes and after ``compact``. Files a compaction merged but has not
+deleted yet are left out (:func:`visible_files`), and a file that vanishes mid-query is
+handled by re-listing and retrying. Timestamps are naive UTC.
+
+An original ``.db`` is read with Python's sqlite3 into in-memory DuckDB tables of the same
+shapes (DuckDB's sqlite extension would need a download), so the same views answer.
 
 Sessions are read-only: ``StoreSession.sql`` and :func:`query` accept one read statement
 (SELECT, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN of those, a few PRAGMAs) and
@@ -34,6 +39,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -65,7 +71,7 @@ _READ_PRAGMAS = {
 }
 _TABLE_ROW_LIMIT = 10_000
 _CELL_WIDTH = 80
-_RETRIES = 3
+_RETRIES = 5
 
 # The views, over the raw tables <table>_all (which carry a sweep_id column).
 _VIEWS = {
@@ -177,6 +183,7 @@ class StoreSession:
             except duckdb.IOException:
                 if self.store is None or attempt == _RETRIES - 1:
                     raise
+                time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def refresh(self, force: bool = False) -> None:
@@ -187,10 +194,11 @@ class StoreSession:
             files = visible_files(self.store.files(table))
             source = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]" if files else None
             if force or source != self._sources.get(table, "unset"):
-                self._sources[table] = source
+                self._sources.pop(table, None)  # until the view is made: a failure retries it
                 self.con.execute(f"CREATE OR REPLACE VIEW {table}_all AS {_raw_select(table, source)}")
                 if table == "history":
-                    self._history_view(any(self._attempts(f) > 0 for f in files))
+                    self._history_view(any(self._attempts(f) > 0 for f in files), force)
+                self._sources[table] = source
         next_run_id = self.store.next_run_id()
         if next_run_id != self._next_run_id:
             self._next_run_id = next_run_id
@@ -199,10 +207,11 @@ class StoreSession:
                 f"CAST({next_run_id} AS BIGINT) AS param_value"
             )
 
-    def _history_view(self, reruns: bool) -> None:
-        if reruns != self._reruns:
-            self._reruns = reruns
+    def _history_view(self, reruns: bool, force: bool = False) -> None:
+        if force or reruns != self._reruns:
+            self._reruns = None
             self.con.execute(f"CREATE OR REPLACE VIEW history AS {_HISTORY[reruns]}")
+            self._reruns = reruns
 
     def _attempts(self, file: Path) -> int:
         """The largest attempt in a history file, from its statistics (files never change)."""

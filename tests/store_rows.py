@@ -1,0 +1,174 @@
+"""Build test stores row by row, the way the driver writes them (without training anything).
+
+A sweep writes a ``sweeps`` row, ``pending`` runs rows and the params of every planned run
+(legacy params as text, ``pipeline`` JSON, PROCESS values, ``database_path``); each run
+then gets ``running`` and ``done``/``error`` rows, and a done run its history (every epoch
+of the attempt at once) and one results row; the sweep ends with a superseding sweeps row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from mosaic.store import Store, now
+from mosaic.sweep import format_pipeline, legacy_params
+
+PROCESS = {"lr": "1e-2", "epochs": "3", "loss_function": "MSELoss", "data_scheme": "dataset",
+           "pipeline_scheme": "mlp", "run_files_path": "runs"}
+TRACEBACK = 'Traceback (most recent call last):\n  File "mlp.py", line 4, in forward\nRuntimeError: boom\n'
+
+
+def pipeline(model: str = "mlp_brick", width: int = 2, key: str | None = None) -> list[dict[str, Any]]:
+    """A legacy-shaped pipeline: dataset_OR then one mlp section (``width`` a range value)."""
+    return [
+        {"type": "dataset", "class": "dataset_OR", "path_to_class": "./dataset.py", "batch_size": "4",
+         "data_size": "80", "train_prop": "0.8", "key": "data_dataset_OR"},
+        {"type": "mlp", "class": model, "path_to_class": "./mlp.py", "key": key or f"{model[4:]}_{width}",
+         "length": "2", "width": width, "name": model},
+    ]
+
+
+def curve(run_id: int, epochs: int, attempt: int = 0) -> list[dict[str, Any]]:
+    """Deterministic per-epoch rows (epoch 1-based)."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        train = 1.0 / (epoch + run_id) + 0.01 * attempt
+        rows.append({"epoch": epoch, "train_loss": train, "test_loss": train + 0.1, "train_acc": 50.0 + epoch,
+                     "test_acc": 40.0 + epoch, "seconds": 0.01})
+    return rows
+
+
+class SweepWriter:
+    """One sweep's partition, written like the driver does."""
+
+    def __init__(self, store: Store, kind: str = "run") -> None:
+        self.store = store
+        self.kind = kind
+        self.sweep_id = store.new_sweep_id()
+        self.started = now()
+        self.pipelines: dict[int, list[dict[str, Any]]] = {}
+        self.attempts: dict[int, int] = {}
+        self._sweep_row(ended=False)
+
+    def _sweep_row(self, ended: bool) -> None:
+        self.store.append("sweeps", [{
+            "sweep_id": self.sweep_id, "kind": self.kind, "config_path": "config.ini", "config": "[PROCESS]",
+            "started": self.started, "ended": now() if ended else None, "host": "test",
+            "store_path": str(self.store.path),
+        }], self.sweep_id)
+
+    def plan(self, pipelines: Sequence[list[dict[str, Any]]], params: bool = True) -> list[int]:
+        """Allocate ids; write pending runs rows and (unless a rerun) the params rows."""
+        ids = list(self.store.allocate_run_ids(len(pipelines)))
+        runs, rows = [], []
+        for run_id, pipe in zip(ids, pipelines, strict=True):
+            self.pipelines[run_id] = pipe
+            self.attempts[run_id] = 0
+            text = json.dumps(pipe)
+            runs.append({"run_id": run_id, "attempt": 0, "status": "pending", "pipeline": format_pipeline(pipe),
+                         "pipeline_json": text, "seed": run_id})
+            pairs = [(n, str(v)) for n, v in legacy_params(pipe)]
+            pairs += [("pipeline", text), *PROCESS.items(), ("database_path", str(self.store.path))]
+            rows += [{"run_id": run_id, "param_name": n, "param_value": v} for n, v in pairs]
+        self.store.append("runs", runs, self.sweep_id)
+        if params:
+            self.store.append("params", rows, self.sweep_id)
+        return ids
+
+    def adopt(self, run_id: int, pipe: list[dict[str, Any]], attempt: int) -> None:
+        """Take over an existing run for a rerun (its next attempt)."""
+        self.pipelines[run_id] = pipe
+        self.attempts[run_id] = attempt
+        self._status(run_id, "pending")
+
+    def _status(self, run_id: int, status: str, **extra: Any) -> None:
+        pipe = self.pipelines[run_id]
+        self.store.append("runs", [{
+            "run_id": run_id, "attempt": self.attempts[run_id], "status": status,
+            "pipeline": format_pipeline(pipe), "pipeline_json": json.dumps(pipe), "seed": run_id,
+            "worker": "tcp://127.0.0.1:1", "device": "cpu", **extra,
+        }], self.sweep_id)
+
+    def start(self, run_id: int) -> None:
+        self._status(run_id, "running")
+
+    def finish(self, run_id: int, epochs: int = 3) -> None:
+        """History, results and the ``done`` row of one run."""
+        attempt = self.attempts[run_id]
+        history = curve(run_id, epochs, attempt)
+        stamp = now()
+        self.store.append("history", [{**row, "run_id": run_id, "attempt": attempt, "time": stamp} for row in history],
+                          self.sweep_id)
+        train = [r["train_loss"] for r in history]
+        test = [r["test_loss"] for r in history]
+        k = max(1, epochs // 10)
+        grads = [b - a for a, b in zip(train, train[1:], strict=False)][-k:]
+        slope = sum(grads) / len(grads) if grads else None
+        spread = max(train + test) - min(train + test)
+        self.store.append("results", [{
+            "run_id": run_id, "attempt": attempt, "train_loss": train[-1], "test_loss": test[-1],
+            "train_acc": history[-1]["train_acc"], "test_acc": history[-1]["test_acc"], "nb_params": 10 + run_id,
+            "duration_s": 0.5 + run_id / 100, "epochs": epochs,
+            "overfit": abs(test[-1] - train[-1]) / spread if spread else None,
+            "trainability": sum(test) / len(test), "slope": slope, "slope_std_plus": 0.0, "slope_std_minus": 0.0,
+        }], self.sweep_id)
+        status = f"train_loss={train[-1]:.3E}\ttest_loss={test[-1]:.3E}\texecution_time={0.5:.3E}"
+        self._status(run_id, "done", return_status=status)
+
+    def fail(self, run_id: int, error: str = TRACEBACK) -> None:
+        self._status(run_id, "error", return_status=error, error=error)
+
+    def end(self) -> None:
+        self._sweep_row(ended=True)
+
+
+def build_store(store: Store, widths: Sequence[int] = (2, 3, 4, 10), failing: int = 1, epochs: int = 3) -> list[int]:
+    """A finished sweep: one done mlp_brick run per width, then ``failing`` mlp_broken runs."""
+    writer = SweepWriter(store)
+    pipes = [pipeline("mlp_brick", w) for w in widths] + [pipeline("mlp_broken", 2, key="broken")] * failing
+    ids = writer.plan(pipes)
+    for run_id in ids:
+        writer.start(run_id)
+        if writer.pipelines[run_id][1]["class"] == "mlp_broken":
+            writer.fail(run_id)
+        else:
+            writer.finish(run_id, epochs=epochs)
+    writer.end()
+    return ids
+
+
+def rerun(store: Store, run_ids: Sequence[int], epochs: int) -> SweepWriter:
+    """A rerun sweep: each run's next attempt rewrites every epoch (more of them)."""
+    with_attempts = _latest(store, run_ids)
+    writer = SweepWriter(store, kind="rerun")
+    for run_id, (pipe, attempt) in with_attempts.items():
+        writer.adopt(run_id, pipe, attempt + 1)
+        writer.start(run_id)
+        writer.finish(run_id, epochs=epochs)
+    writer.end()
+    return writer
+
+
+def _latest(store: Store, run_ids: Sequence[int]) -> dict[int, tuple[list[dict[str, Any]], int]]:
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(f) for f in store.files("runs")])
+    found: dict[int, tuple[Any, list[dict[str, Any]], int]] = {}
+    for row in table.to_pylist():
+        if row["run_id"] in run_ids:
+            key = row["time"]
+            if row["run_id"] not in found or key > found[row["run_id"]][0]:
+                found[row["run_id"]] = (key, json.loads(row["pipeline_json"]), row["attempt"])
+    return {r: (p, a) for r, (_, p, a) in found.items()}
+
+
+def is_close(a: float | None, b: float | None) -> bool:
+    """Float equality that treats two nulls as equal."""
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-12)
