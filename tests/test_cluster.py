@@ -159,3 +159,16 @@ def test_missing_scheduler_file_is_a_usage_error(sweep_dir: Path, tmp_path: Path
     monitor = load_config(sweep_dir / "tiny.ini").monitor
     with pytest.raises(UsageError, match="file not found"):
         open_cluster(monitor, scheduler_file=tmp_path / "nope.json")
+
+
+@pytest.mark.gpu
+def test_tiny_sweep_on_real_cuda(sweep_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    config = sweep_dir / "gpu.ini"
+    config.write_text(config.read_text().replace("cuda:0, cuda:1", "cuda:0"))
+    summary = run(config, tmp_path / "store")
+    assert summary.exit_code == 0
+    assert {r["device"] for r in latest_runs(tmp_path / "store")} == {"cuda:0"}

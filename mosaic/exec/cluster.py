@@ -264,10 +264,7 @@ def start_local_cluster(
     """
     # the scheduler's HTTP server (the dashboard when bokeh is installed) on a free loopback port
     dashboard_address = "127.0.0.1:0"
-    settings = dict(LOCAL_SCHEDULER_CONFIG)
-    if os.environ.get("MOSAIC_WORKER_PROFILE") != "1":
-        settings.update(LOCAL_WORKER_CONFIG)
-    with dask.config.set(settings):
+    with dask.config.set({**LOCAL_SCHEDULER_CONFIG, **LOCAL_WORKER_CONFIG}):
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

@@ -13,50 +13,30 @@ import collections
 import contextlib
 import json
 import os
-import socket
-import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from distributed import as_completed
 
-import mosaic
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
 from mosaic.exec import control
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
 from mosaic.exec.progress import Event
-from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
+from mosaic.exec.records import PlannedRun, SweepRecords
+from mosaic.exec.runner import RunOutcome, RunTask, execute_run
 from mosaic.exec.summary import SweepSummary, model_key, return_status
 from mosaic.store import CompactResult, Store, now
 
 OnEvent = Callable[[Event], None]
-#: Rows are flushed when this many seconds passed or this many rows wait, whichever first.
-FLUSH_SECONDS = 1.0
-FLUSH_ROWS = 50_000
-#: Pending rows and params are written in files of at most this many runs.
-CHUNK_RUNS = 20_000
 #: A run whose worker died before it started is submitted again at most this often.
 MAX_RESUBMITS = 3
 
-__all__ = ["SweepSummary", "rerun", "resume", "run"]
-
-
-@dataclass
-class PlannedRun:
-    """One run a sweep will execute."""
-
-    run_id: int
-    attempt: int
-    pipeline: list[dict[str, Any]]
-    epochs: int
-    resume: bool = False
+__all__ = ["PlannedRun", "SweepSummary", "rerun", "resume", "run"]
 
 
 def run(
@@ -198,15 +178,13 @@ class _Sweep:
         self.config = config
         self.emit: OnEvent = on_event or (lambda event: None)
         self.sweep_id = 0
-        self.buffer: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-        self.buffered = 0
-        self.last_flush = time.monotonic()
         self.started_events: collections.deque[dict[str, Any]] = collections.deque()
         self.final: dict[int, str] = {}
         self.seen: dict[int, dict[str, Any]] = {}
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
         self.by_id: dict[int, PlannedRun] = {}
         self.compacted: CompactResult | None = None
+        self.records: SweepRecords
         self.run_files = _run_files(config, store)
         self.started = now()
         process = config.process
@@ -232,15 +210,17 @@ class _Sweep:
             self.sweep_id = self.store.new_sweep_id()
             control.remember_store(self.store.path)
             control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
+            self.records = SweepRecords(self.store, self.sweep_id, self.kind, self.config, self.started)
             try:
-                self._write_sweep_row(ended=False)
+                self.records.write_sweep_row(ended=False)
                 runs = plan()
-                self._write_planned(runs, new_params)
+                self.by_id = {r.run_id: r for r in runs}
+                self.records.write_planned(runs, new_params)
                 self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
                 clock = time.monotonic()
                 paused_file = self._drive(cluster, runs)
                 seconds = time.monotonic() - clock
-                self._finish_partition()
+                self.compacted = self.records.finish()
             finally:
                 control.remove_heartbeat(self.store, self.sweep_id)
         finally:
@@ -303,7 +283,7 @@ class _Sweep:
                     control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
                     if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
                         paused_file = self._pause(request, client, queue, inflight)
-                self._maybe_flush()
+                self.records.maybe_flush()
                 if not batch and not futures.has_ready():
                     # as_completed notifies this condition when a future lands (as its __next__ waits)
                     with futures.thread_condition:
@@ -358,14 +338,14 @@ class _Sweep:
         results = outcome.results or None
         status = outcome.status if outcome.status in ("done", "error") else "error"
         shown = return_status(results) if status == "done" and results else (outcome.error or outcome.message or "")
-        self._add("runs", self._run_row(
+        self.records.add("runs", self.records.run_row(
             planned, status, stamp, return_status=shown, worker=outcome.worker, device=outcome.device,
             error=outcome.error, seed=outcome.seed,
         ))
         for epoch in outcome.history or ():
-            self._add("history", {**epoch, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
+            self.records.add("history", {**epoch, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
         if results:
-            self._add("results", {**results, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
+            self.records.add("results", {**results, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
         self.final[planned.run_id] = status
         loss = results.get("test_loss") if results else None
         self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
@@ -377,24 +357,12 @@ class _Sweep:
 
     def _fail(self, planned: PlannedRun, status: str, text: str) -> None:
         seen = self.seen.get(planned.run_id, {})
-        self._add("runs", self._run_row(
+        self.records.add("runs", self.records.run_row(
             planned, status, now(), return_status=text, error=text, worker=seen.get("worker"), device=seen.get("device"),
         ))
         self.final[planned.run_id] = status
         self.summary_runs.append((planned.run_id, status, None, model_key(planned.pipeline, self.config)))
         self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=_last_line(text)))
-
-    def _run_row(self, planned: PlannedRun, status: str, stamp: Any, **extra: Any) -> dict[str, Any]:
-        return {
-            "run_id": planned.run_id,
-            "attempt": planned.attempt,
-            "status": status,
-            "pipeline": sweeps.format_pipeline(planned.pipeline),
-            "pipeline_json": json.dumps(planned.pipeline),
-            "seed": run_seed(self.config.process.seed, planned.run_id),
-            "time": stamp,
-            **extra,
-        }
 
     def _drain_started(self) -> None:
         while self.started_events:
@@ -404,7 +372,7 @@ class _Sweep:
             if planned is None or run_id in self.final:
                 continue
             self.seen[run_id] = msg
-            self._add("runs", self._run_row(planned, "running", now(), worker=msg["worker"], device=msg["device"] or None))
+            self.records.add("runs", self.records.run_row(planned, "running", now(), worker=msg["worker"], device=msg["device"] or None))
             self.emit(Event("running", sweep_id=self.sweep_id, run_id=run_id, worker=msg["worker"], device=msg["device"]))
 
     # -- pause and Ctrl-C ----------------------------------------------------------------
@@ -430,7 +398,7 @@ class _Sweep:
             return None
         stamp = now()
         for planned in left:
-            self._add("runs", self._run_row(planned, "paused", stamp))
+            self.records.add("runs", self.records.run_row(planned, "paused", stamp))
             self.final[planned.run_id] = "paused"
         control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=len(inflight))
         self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {len(inflight)} running runs finish"))
@@ -442,85 +410,11 @@ class _Sweep:
         stamp = now()
         for planned in runs:
             if planned.run_id not in self.final:
-                self._add("runs", self._run_row(planned, "interrupted", stamp, error=reason))
+                self.records.add("runs", self.records.run_row(planned, "interrupted", stamp, error=reason))
                 self.final[planned.run_id] = "interrupted"
-        self._finish_partition()
+        self.compacted = self.records.finish()
         control.remove_heartbeat(self.store, self.sweep_id)
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
-
-    # -- store writes --------------------------------------------------------------------
-    def _write_planned(self, runs: list[PlannedRun], new_params: bool) -> None:
-        self.by_id = {r.run_id: r for r in runs}
-        raw_process = [(k, str(v)) for k, v in self.config.process.raw.items()]
-        database = ("database_path", str(self.store.path))
-        for start in range(0, len(runs), CHUNK_RUNS):
-            chunk = runs[start:start + CHUNK_RUNS]
-            stamp = now()
-            rows: dict[str, list[Any]] = collections.defaultdict(list)
-            for planned in chunk:
-                rows["run_id"].append(planned.run_id)
-                rows["attempt"].append(planned.attempt)
-                rows["pipeline"].append(sweeps.format_pipeline(planned.pipeline))
-                rows["pipeline_json"].append(json.dumps(planned.pipeline))
-                rows["seed"].append(run_seed(self.config.process.seed, planned.run_id))
-            rows["status"] = ["pending"] * len(chunk)
-            rows["time"] = [stamp] * len(chunk)
-            self._append_columns("runs", rows)
-            if not new_params:
-                continue
-            params: dict[str, list[Any]] = collections.defaultdict(list)
-            for planned, pipeline_json in zip(chunk, rows["pipeline_json"], strict=True):
-                pairs = [(n, str(v)) for n, v in sweeps.legacy_params(planned.pipeline)]
-                pairs += [("pipeline", pipeline_json), *raw_process, database]
-                params["run_id"].extend([planned.run_id] * len(pairs))
-                params["param_name"].extend(n for n, _ in pairs)
-                params["param_value"].extend(v for _, v in pairs)
-            params["time"] = [stamp] * len(params["run_id"])
-            self._append_columns("params", params)
-
-    def _append_columns(self, table: str, columns: dict[str, list[Any]]) -> None:
-        import pyarrow as pa
-
-        self.store.append(table, pa.table(dict(columns)), self.sweep_id)
-
-    def _write_sweep_row(self, ended: bool) -> None:
-        row = {
-            "sweep_id": self.sweep_id,
-            "kind": self.kind,
-            "config_path": str(self.config.path),
-            "config": self.config.text,
-            "started": self.started,
-            "ended": now() if ended else None,
-            "host": socket.gethostname(),
-            "mosaic_version": mosaic.__version__,
-            "torch_version": _version("torch"),
-            "dask_version": _version("dask"),
-            "python_version": sys.version.split()[0],
-            "store_path": str(self.store.path),
-            "time": now(),
-        }
-        self.store.append("sweeps", [row], self.sweep_id)
-
-    def _add(self, table: str, row: dict[str, Any]) -> None:
-        self.buffer[table].append(row)
-        self.buffered += 1
-
-    def _maybe_flush(self) -> None:
-        if self.buffered >= FLUSH_ROWS or (self.buffered and time.monotonic() - self.last_flush >= FLUSH_SECONDS):
-            self._flush()
-
-    def _flush(self) -> None:
-        for table, rows in self.buffer.items():
-            if rows:
-                self.store.append(table, rows, self.sweep_id)
-        self.buffer.clear()
-        self.buffered = 0
-        self.last_flush = time.monotonic()
-
-    def _finish_partition(self) -> None:
-        self._flush()
-        self._write_sweep_row(ended=True)
-        self.compacted = self.store.compact(self.sweep_id)
 
 
 def _run_files(config: Config, store: Store) -> Path:
@@ -541,10 +435,3 @@ def _is_worker_death(exc: BaseException | None) -> bool:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
