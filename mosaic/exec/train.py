@@ -421,13 +421,7 @@ def save_checkpoint(
         "rng": capture_rng(),
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic_save(payload, path)
 
 
 def load_checkpoint(
@@ -465,9 +459,14 @@ def write_legacy_history(path: str | os.PathLike[str], history: Sequence[dict[st
     data = {
         key: [math.nan if row.get(key) is None else float(row[key]) for row in history] for key in HISTORY_KEYS
     }
+    return _atomic_save(data, path)
+
+
+def _atomic_save(obj: Any, path: Path) -> Path:
+    """torch.save under a temporary name, then rename: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(data, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
