@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mosaic.store import Store
+from mosaic.store.writer import Store
 from mosaic.sweep import format_pipeline, legacy_params
 
 

@@ -103,7 +103,7 @@ def _mosaic_main(config: str, store: str, tracemalloc_on: bool) -> None:
 
     ends: list[str] = []
     summary = mosaic.run(config, store, on_event=lambda e: ends.append(e.text) if e.kind == "end" else None)
-    from mosaic.store import Store
+    from mosaic.store.writer import Store
 
     files = {t: len(Store(store).files(t)) for t in ("sweeps", "runs", "params", "results", "history")}
     print(json.dumps({

@@ -32,9 +32,10 @@ import pyarrow as pa
 
 import mosaic
 from mosaic.analysis.legacy import export, import_db
-from mosaic.analysis.selection import Selection, select_runs
-from mosaic.analysis.sql import open_store
-from mosaic.store import Store, now
+from mosaic.store.reader import select_runs
+from mosaic.store.selection import Selection
+from mosaic.store.session import open_store
+from mosaic.store.writer import Store, now
 
 DATASETS = 4
 WIDTHS = 10

@@ -29,6 +29,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from mosaic.errors import UsageError
+from mosaic.store.files import atomic_write
 
 SCHEMES = ("http", "https", "file")
 _LOCKS = ".locks"
@@ -126,19 +127,18 @@ def _touch(path: Path) -> None:
 
 
 def _download(url: str, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    def fetch_to(tmp: Path) -> None:
         with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, open(tmp, "wb") as out:
             shutil.copyfileobj(response, out, _CHUNK)
-        os.replace(tmp, target)
+
+    try:
+        atomic_write(target, fetch_to)
     except urllib.error.HTTPError as exc:
         raise UsageError(f"cannot download {url}: HTTP {exc.code} {exc.reason}; check the URL") from None
     except urllib.error.URLError as exc:
         raise UsageError(f"cannot download {url}: {exc.reason}; check the URL and the network") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot download {url} into {target.parent}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     _touch(target)
 
 

@@ -11,11 +11,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import mosaic
 from mosaic.errors import MosaicError
 
-Handler = Callable[[argparse.Namespace], int]
+Handler = Callable[[argparse.Namespace, Callable[..., Any]], int]
 
 #: subcommand -> public function of mosaic it calls (tests keep this honest)
 COMMANDS: dict[str, str] = {}
@@ -172,19 +173,19 @@ def _warn(text: str) -> None:
     print(f"mosaic: warning: {text}", file=sys.stderr)
 
 
-def _init(args: argparse.Namespace) -> int:
-    config = mosaic.init(args.directory, force=args.force)
+def _init(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    config = function(args.directory, force=args.force)
     _echo(f"tutorial copied to {config.parent}; next: mosaic run {config} {config.parent / 'results'}")
     return 0
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     if Path(args.pipelines_file).suffix != ".json":
         raise mosaic.UsageError(f"{args.pipelines_file}: not a .json file (the original's rule); e.g. pipelines.json")
     config = mosaic.load_config(args.config_file)
     for warning in config.warnings:
         _warn(warning)
-    pipelines = mosaic.generate(config)
+    pipelines = function(config)
     mosaic.write_pipelines(pipelines, args.pipelines_file)
     _echo(f"{len(pipelines)} pipelines saved in {args.pipelines_file}")
     return 0
@@ -200,74 +201,74 @@ def _cluster_kwargs(args: argparse.Namespace) -> dict:
     return {"scheduler": args.scheduler, "scheduler_file": args.scheduler_file, "workers": args.workers}
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     with _progress(args) as on_event:
-        summary = mosaic.run(args.config_file, args.database_file, on_event=on_event, **_cluster_kwargs(args))
+        summary = function(args.config_file, args.database_file, on_event=on_event, **_cluster_kwargs(args))
     _echo(summary.render())
     return summary.exit_code
 
 
-def _resume(args: argparse.Namespace) -> int:
+def _resume(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     with _progress(args) as on_event:
-        summary = mosaic.resume(args.pipeline_file, store=args.store, config=args.config, on_event=on_event, **_cluster_kwargs(args))
+        summary = function(args.pipeline_file, store=args.store, config=args.config, on_event=on_event, **_cluster_kwargs(args))
     _echo(summary.render())
     return summary.exit_code
 
 
-def _rerun(args: argparse.Namespace) -> int:
+def _rerun(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     with _progress(args) as on_event:
-        summary = mosaic.rerun(args.config_file, args.database_file, _selection(args), epochs=args.epochs, on_event=on_event, **_cluster_kwargs(args))
+        summary = function(args.config_file, args.database_file, _selection(args), epochs=args.epochs, on_event=on_event, **_cluster_kwargs(args))
     _echo(summary.render())
     return summary.exit_code
 
 
-def _status(args: argparse.Namespace) -> int:
-    _echo(mosaic.status(args.database_file).render())
+def _status(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    _echo(function(args.database_file).render())
     return 0
 
 
-def _pause(args: argparse.Namespace) -> int:
-    _echo(mosaic.pause(args.database_file, args.pipeline_file).render())
+def _pause(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    _echo(function(args.database_file, args.pipeline_file).render())
     return 0
 
 
-def _savedb(args: argparse.Namespace) -> int:
-    path = mosaic.savedb(args.database_file, args.database_copy_path)
+def _savedb(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    path = function(args.database_file, args.database_copy_path)
     _echo(f"database saved in {path}")
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    path = mosaic.export(args.store, args.database_file, history_dir=args.history_dir)
+def _export(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    path = function(args.store, args.database_file, history_dir=args.history_dir)
     _echo(f"exported to {path}")
     return 0
 
 
-def _import(args: argparse.Namespace) -> int:
-    _echo(mosaic.import_db(args.database_file, args.store, history_dir=args.history_dir).render())
+def _import(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    _echo(function(args.database_file, args.store, history_dir=args.history_dir).render())
     return 0
 
 
-def _rekey(args: argparse.Namespace) -> int:
-    changed = mosaic.rekey(args.pipeline_file, args.database_file)
+def _rekey(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    changed = function(args.pipeline_file, args.database_file)
     _echo(f"{changed} keys rewritten")
     return 0
 
 
-def _compact(args: argparse.Namespace) -> int:
-    _echo(mosaic.compact(args.store).render())
+def _compact(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    _echo(function(args.store).render())
     return 0
 
 
-def _query(args: argparse.Namespace) -> int:
-    text = mosaic.query(args.store, args.sql, format=args.format, output=args.output)
+def _query(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    text = function(args.store, args.sql, format=args.format, output=args.output)
     if text:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 
-def _plotloss(args: argparse.Namespace) -> int:
-    result = mosaic.plotloss(
+def _plotloss(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    result = function(
         args.database_file, args.pdf_path, args.run_files_path,
         selection=_selection(args), plot_size=args.plot_size, log_scale=args.log,
     )
@@ -275,14 +276,14 @@ def _plotloss(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metaplot(args: argparse.Namespace) -> int:
-    result = mosaic.metaplot(args.database_file, args.output_file, args.dataset_key_criterion, args.param_criterion, group_by=args.group_by)
+def _metaplot(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    result = function(args.database_file, args.output_file, args.dataset_key_criterion, args.param_criterion, group_by=args.group_by)
     _echo(result.render())
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    result = mosaic.report(args.store, args.output, run_files=args.run_files)
+def _report(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    result = function(args.store, args.output, run_files=args.run_files)
     _echo(result.render())
     return 0
 
@@ -292,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        # the declared mapping is what is called, so the two cannot drift
+        return args.handler(args, getattr(mosaic, COMMANDS[args.command]))
     except MosaicError as exc:
         print(f"mosaic {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -10,9 +10,10 @@ import ast
 import configparser
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from mosaic import schemas
 from mosaic.errors import config_error
@@ -75,6 +76,26 @@ class Process:
     checkpoint_every: int | None
     patience: int | None
     raw: Mapping[str, str] = field(repr=False)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting by name, like a dict's ``get`` (the worker reads settings by name)."""
+        return getattr(self, name, default) if name in _PROCESS_FIELDS else default
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _PROCESS_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ``raw`` is a read-only mapping proxy, which does not pickle: send a plain dict
+        return {**self.__dict__, "raw": dict(self.raw)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, MappingProxyType(value) if name == "raw" else value)
+
+
+_PROCESS_FIELDS = frozenset(f.name for f in fields(Process)) - {"raw"}
 
 
 @dataclass(frozen=True)

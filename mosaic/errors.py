@@ -35,6 +35,26 @@ class LegacyError(MosaicError):
     """A database written by the original tool could not be read or written."""
 
 
+class RunFailure(MosaicError):
+    """A run failed in a way Mosaic detected itself; its message says it all, so no traceback is stored."""
+
+
+class TrainingError(RunFailure):
+    """Training cannot go on: a non-finite loss, an empty loader, a malformed batch."""
+
+
+class PipelineError(RunFailure):
+    """A run's pipeline cannot be built: class file or class not found, missing parameter..."""
+
+
+class StopTraining(MosaicError):  # noqa: N818 - named like Keras' / ptutils' signal, not an error
+    """Raised by ``Callback.on_epoch_end`` to end training after this epoch (a signal, not a failure)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def config_error(path: object, section: str | None, key: str | None, message: str) -> ConfigError:
     """Build a ConfigError whose message starts with ``file [section] key:``."""
     where = str(path)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from mosaic.config import RESERVED, ClassSection, Config, load_config
 from mosaic.errors import ConfigError, UsageError
+from mosaic.store.files import atomic_write
 
 Section = dict[str, Any]
 Pipeline = list[Section]
@@ -96,15 +95,7 @@ def write_pipelines(pipelines: Sequence[Pipeline], path: str | Path) -> Path:
         raise UsageError(f"{path}: a pipeline file must end in .json (the original's rule); e.g. {path.with_suffix('.json')}")
     if not path.parent.exists():
         raise UsageError(f"{path}: folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(list(pipelines), handle, indent=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(list(pipelines), indent=4))
 
 
 def read_pipelines(path: str | Path) -> list[Pipeline]:

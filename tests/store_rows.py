@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mosaic.store import Store, now
+from mosaic.store.writer import Store, now
 from mosaic.sweep import format_pipeline, legacy_params
 
 PROCESS = {"lr": "1e-2", "epochs": "3", "loss_function": "MSELoss", "data_scheme": "dataset",

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from mosaic.analysis.legacy import export, import_db
-from mosaic.analysis.selection import Selection, select_runs
-from mosaic.analysis.sql import open_store, query
+from mosaic.analysis.sql import query
 from mosaic.errors import SelectionError
-from mosaic.store import Store
+from mosaic.store.reader import select_runs
+from mosaic.store.selection import Selection
+from mosaic.store.session import open_store
+from mosaic.store.writer import Store
 from tests.store_rows import SweepWriter, build_store, pipeline, rerun
 from tests.test_sql import VIEW_COLUMNS
 

@@ -19,7 +19,7 @@ from mosaic.errors import RunError, UsageError
 from mosaic.exec.control import last_store, pause, read_sidecar, status
 from mosaic.exec.driver import resume, run
 from mosaic.exec.progress import Event
-from mosaic.store import Store
+from mosaic.store.writer import Store
 
 BIN = Path(sys.executable).parent
 

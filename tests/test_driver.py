@@ -11,11 +11,11 @@ import duckdb
 import pytest
 
 import mosaic
-from mosaic.analysis.selection import Selection
 from mosaic.errors import ConfigError
 from mosaic.exec.driver import rerun, run
 from mosaic.exec.progress import Event, console_progress
-from mosaic.store import Store
+from mosaic.store.selection import Selection
+from mosaic.store.writer import Store
 
 
 def rows(store: Path, table: str, where: str = "true", latest: str | None = "run_id") -> list[dict[str, Any]]:

@@ -16,9 +16,9 @@ import torch
 
 import mosaic
 from mosaic.analysis.legacy import export, import_db, rekey, savedb
-from mosaic.analysis.sql import open_store
 from mosaic.errors import LegacyError, StoreError, UsageError
-from mosaic.store import Store
+from mosaic.store.session import open_store
+from mosaic.store.writer import Store
 from mosaic.sweep import write_pipelines
 from tests.store_rows import TRACEBACK, SweepWriter, build_store, pipeline
 

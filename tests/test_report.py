@@ -21,7 +21,7 @@ import mosaic
 from mosaic.analysis.report import metaplot, plotloss, report
 from mosaic.cli import main
 from mosaic.errors import SelectionError, StoreError, UsageError
-from mosaic.store import Store
+from mosaic.store.writer import Store
 from mosaic.sweep import format_pipeline, legacy_params
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy"
@@ -273,7 +273,7 @@ def test_legacy_database_without_run_files(legacy: tuple[Path, Path], tmp_path: 
 
 def test_loss_pages_keep_the_given_run_order(store: Path) -> None:
     from mosaic.analysis.report import loss_page_charts
-    from mosaic.analysis.sql import open_store
+    from mosaic.store.session import open_store
 
     with open_store(store) as session:
         charts, missing = loss_page_charts(session, [5, 1, 11, 2], plot_size=1)
@@ -286,11 +286,12 @@ def test_loss_pages_keep_the_given_run_order(store: Path) -> None:
 
 
 def test_render_all_in_parallel_and_when_a_child_fails(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mosaic.analysis import report as module
-    from mosaic.analysis.sql import open_store
+    from mosaic.analysis import render as module
+    from mosaic.analysis.report import loss_page_charts
+    from mosaic.store.session import open_store
 
     with open_store(store) as session:
-        charts, _ = module.loss_page_charts(session, list(range(1, 11)), plot_size=1)
+        charts, _ = loss_page_charts(session, list(range(1, 11)), plot_size=1)
     serial = module.render_all(charts[:3], "svg", processes=1)
     assert module.render_all(charts[:3], "svg", processes=2) == serial
     monkeypatch.setattr(module, "_CHILD", "raise SystemExit(3)")

@@ -9,7 +9,7 @@ import torch
 
 from mosaic import schemas
 from mosaic.config import Monitor, Process
-from mosaic.store import arrow_schema
+from mosaic.store.writer import arrow_schema
 
 
 def test_every_schema_key_is_a_config_field() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 import mosaic
-from mosaic.analysis.selection import Selection, format_ids, parse_ids, select_runs
-from mosaic.analysis.sql import open_store
 from mosaic.errors import SelectionError
-from mosaic.store import Store
+from mosaic.store.reader import select_runs
+from mosaic.store.selection import Selection, format_ids, parse_ids
+from mosaic.store.session import open_store
+from mosaic.store.writer import Store
 from tests.store_rows import build_store
 
 LEGACY_DB = Path(__file__).resolve().parent / "data" / "legacy" / "legacy_sample.db"

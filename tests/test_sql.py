@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import mosaic
-from mosaic.analysis.sql import check_read_only, open_store, query
+from mosaic.analysis.sql import query
 from mosaic.errors import StoreError
-from mosaic.store import Store
+from mosaic.store.session import check_read_only, open_store
+from mosaic.store.writer import Store
 from tests.store_rows import TRACEBACK, SweepWriter, build_store, pipeline, rerun
 
 DATA = Path(__file__).resolve().parent / "data" / "legacy"

@@ -1,23 +1,20 @@
 """The original tool's four-table sqlite layout: export to it, import from it, rekey.
 
-The original database (``CREATE TABLE params (run_id, param_name, param_value)`` and
-``system``, ``runs``, ``run_results``, all without declared types) stores range values as
-INTEGER and every other value as TEXT; failed runs have a ``traceback`` param and no
-``run_results`` row; per-epoch histories live next to it in ``history_<id>.pt`` files.
+Reading an original database is :mod:`mosaic.store.legacy_db` (the second backend of the
+store's reader); this module writes that layout from a store (``export``, ``savedb``),
+brings one into a store (``import_db``) and rewrites keys (``rekey``). Range values are
+written as INTEGER and every other value as TEXT, as the original did.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
 import socket
 import sqlite3
 import sys
-import uuid
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,181 +23,16 @@ from typing import Any
 import pyarrow as pa
 
 import mosaic
-from mosaic.analysis.sql import SQLITE_HEADER, StoreSession, open_store
 from mosaic.errors import LegacyError, StoreError, UsageError
-from mosaic.store import Store, arrow_schema, is_store, now
+from mosaic.store.files import atomic_write
+from mosaic.store.layout import HISTORY_KEYS, history_path, last_store
+from mosaic.store.legacy_db import LEGACY_SCHEMA, RESULT_COLUMNS, as_int, is_sqlite, read_legacy
+from mosaic.store.reader import Reader, open_reader
+from mosaic.store.selection import format_ids
+from mosaic.store.writer import Store, now
 from mosaic.sweep import legacy_params, read_pipelines
 
-#: The original's tables, exactly as it created them (column order and spelling included).
-LEGACY_SCHEMA = {
-    "params": "CREATE TABLE params (run_id, param_name, param_value)",
-    "run_results": 'CREATE TABLE run_results (run_id, train_loss, test_loss, train_acc, test_acc,\n'
-                   '                              nb_params, "duration(s)", epochs, overfit, trainability, slope)',
-    "system": "CREATE TABLE system (param_name, param_value)",
-    "runs": "CREATE TABLE runs (run_id, status, pipeline, return_status)",
-}
-RESULT_COLUMNS = ("run_id", "train_loss", "test_loss", "train_acc", "test_acc", "nb_params",
-                  "duration(s)", "epochs", "overfit", "trainability", "slope")
-HISTORY_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
-_SYNTHESIZED = ("status", "traceback")
 _INTEGER = re.compile(r"-?\d+")
-
-
-# -- reading an original database ---------------------------------------------------------
-def read_legacy(db_path: str | os.PathLike[str], history_dir: str | os.PathLike[str] | None = None) -> dict[str, pa.Table]:
-    """An original database as store-shaped Arrow tables: runs, params, results, history, system.
-
-    ``status``/``traceback`` params become the runs' status and error (the views make them
-    again); later rows win, as in the original's in-place updates. With ``history_dir``,
-    ``history_<id>.pt`` files become history rows (epochs 1..n, attempt 0).
-    """
-    path = Path(db_path)
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise LegacyError(f"{path}: cannot open as sqlite ({exc})") from None
-    try:
-        return _read_legacy(con, path, history_dir)
-    except sqlite3.DatabaseError as exc:
-        raise LegacyError(f"{path}: not a readable database of the original tool ({exc})") from None
-    finally:
-        con.close()
-
-
-def _read_legacy(con: sqlite3.Connection, path: Path, history_dir: str | os.PathLike[str] | None) -> dict[str, pa.Table]:
-    present = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    missing = [t for t in LEGACY_SCHEMA if t not in present]
-    if missing:
-        raise LegacyError(f"{path}: no table {', '.join(missing)}; not a database written by the original tool "
-                          "(it has params, runs, run_results and system)")
-    clock = _Clock()
-    params: dict[str, list[Any]] = defaultdict(list)
-    status_param: dict[int, str] = {}
-    traceback: dict[int, str] = {}
-    pipeline_json: dict[int, str] = {}
-    for run_id, name, value in con.execute("SELECT run_id, param_name, param_value FROM params ORDER BY rowid"):
-        text = _text(value)
-        if name == "status":
-            status_param[run_id] = text
-        elif name == "traceback":
-            traceback[run_id] = text
-        else:
-            if name == "pipeline":
-                pipeline_json[run_id] = text
-            params["run_id"].append(run_id)
-            params["param_name"].append(name)
-            params["param_value"].append(text)
-            params["time"].append(clock())
-    runs: dict[str, list[Any]] = defaultdict(list)
-    for run_id, status, pipeline, return_status in con.execute(
-        "SELECT run_id, status, pipeline, return_status FROM runs ORDER BY rowid"
-    ):
-        error = traceback.get(run_id) or None
-        for key, value in (("run_id", run_id), ("attempt", 0), ("status", status or status_param.get(run_id)),
-                           ("pipeline", pipeline), ("pipeline_json", pipeline_json.get(run_id)),
-                           ("return_status", _text(return_status)), ("error", error), ("time", clock())):
-            runs[key].append(value)
-    columns = {row[1] for row in con.execute("PRAGMA table_info(run_results)")}
-    select = ", ".join(f'"{c}"' if c in columns else "NULL" for c in RESULT_COLUMNS)
-    results: dict[str, list[Any]] = defaultdict(list)
-    for row in con.execute(f"SELECT {select} FROM run_results ORDER BY rowid"):
-        values = dict(zip(RESULT_COLUMNS, row, strict=True))
-        values["duration_s"] = values.pop("duration(s)")
-        values["nb_params"] = _int(values["nb_params"])
-        values["epochs"] = _int(values["epochs"])
-        for key, value in values.items():
-            results[key].append(value)
-        results["attempt"].append(0)
-        results["time"].append(clock())
-    system = con.execute("SELECT param_name, param_value FROM system ORDER BY rowid").fetchall()
-    tables = {
-        "runs": _table("runs", runs),
-        "params": _table("params", params),
-        "results": _table("results", results),
-        "system": _system_table(system),
-    }
-    if history_dir is not None:
-        tables["history"] = _read_histories(Path(history_dir), runs["run_id"], clock)
-    return tables
-
-
-class _Clock:
-    """Strictly increasing timestamps, so rows later in the original win in the views."""
-
-    def __init__(self) -> None:
-        self.base = now()
-        self.step = 0
-
-    def __call__(self) -> dt.datetime:
-        self.step += 1
-        return self.base + dt.timedelta(microseconds=self.step)
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
-    schema = arrow_schema(name)
-    rows = max((len(v) for v in columns.values()), default=0)
-    arrays = [pa.array(columns.get(f.name, [None] * rows), type=f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _system_table(rows: list[tuple[Any, Any]]) -> pa.Table:
-    values = [v for _, v in rows]
-    if all(isinstance(v, int) for v in values):
-        column = pa.array(values, type=pa.int64())
-    else:
-        column = pa.array([_text(v) for v in values], type=pa.string())
-    return pa.table({"param_name": pa.array([n for n, _ in rows], type=pa.string()), "param_value": column})
-
-
-def _read_histories(folder: Path, run_ids: Iterable[int], clock: _Clock) -> pa.Table:
-    if not folder.is_dir():
-        raise LegacyError(f"--history-dir {folder}: not a folder; give the original's run_files_path")
-    import torch  # only here: reading the original's history files needs it
-
-    columns: dict[str, list[Any]] = defaultdict(list)
-    for run_id in sorted(set(run_ids)):
-        file = folder / f"history_{run_id}.pt"
-        if not file.is_file():
-            continue
-        try:
-            history = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a corrupt file names itself rather than stopping the import
-            raise LegacyError(f"{file}: cannot read this history file ({exc})") from None
-        series = {k: _as_list(history.get(k)) for k in HISTORY_KEYS}
-        length = max(len(s) for s in series.values())
-        for epoch in range(length):
-            columns["run_id"].append(run_id)
-            columns["attempt"].append(0)
-            columns["epoch"].append(epoch + 1)
-            for key in HISTORY_KEYS:
-                columns[key].append(float(series[key][epoch]) if epoch < len(series[key]) else None)
-            columns["time"].append(clock())
-    return _table("history", columns)
-
-
-def _as_list(values: Any) -> list[Any]:
-    if values is None:
-        return []
-    if hasattr(values, "tolist"):
-        values = values.tolist()
-    return [v.item() if hasattr(v, "item") else v for v in values]
 
 
 # -- export ----------------------------------------------------------------------------
@@ -214,49 +46,34 @@ def export(store: str | os.PathLike[str], out_db: str | os.PathLike[str],
     out = Path(out_db)
     if out.is_dir():
         raise UsageError(f"{out}: is a folder; give a .db file name")
-    if out.exists() and not _is_sqlite_file(out):
+    if out.exists() and not is_sqlite(out):
         raise UsageError(f"{out}: exists and is not a sqlite database; refusing to overwrite it, choose another name")
     if not out.parent.exists():
         raise UsageError(f"{out}: folder {out.parent} does not exist; create it first")
     if Path(store).resolve() == out.resolve():
         raise UsageError(f"{out}: is the database being exported; choose another name")
-    with open_store(store, live=False) as session:
-        snapshot = session.retry(lambda: _snapshot(session, history=history_dir is not None))
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        _write_sqlite(tmp, snapshot)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open_reader(store, live=False) as reader:
+        snapshot = reader.snapshot(lambda: _snapshot(reader, history=history_dir is not None))
+    atomic_write(out, lambda tmp: _write_sqlite(tmp, snapshot))
     if history_dir is not None:
         write_histories(snapshot["history"], history_dir)
     return out
 
 
-def _snapshot(session: StoreSession, history: bool) -> dict[str, list[tuple]]:
-    con = session.con
+def _rows(table: pa.Table, columns: tuple[str, ...] | list[str]) -> list[tuple]:
+    return list(zip(*(table.column(c).to_pylist() for c in columns), strict=True)) if table.num_rows else []
+
+
+def _snapshot(reader: Reader, history: bool) -> dict[str, list[tuple]]:
     data = {
-        "params": con.execute("""
-            SELECT p.run_id, p.param_name, p.param_value FROM params p
-            LEFT JOIN (SELECT run_id, param_name, min(time) AS first FROM params_all GROUP BY ALL) f
-                USING (run_id, param_name)
-            ORDER BY p.run_id, p.param_name = 'traceback', p.param_name = 'status', f.first, p.param_name
-        """).fetchall(),
-        "runs": con.execute("SELECT run_id, status, pipeline, return_status FROM runs ORDER BY run_id").fetchall(),
-        "run_results": con.execute(
-            f"SELECT {', '.join(_quote(c) for c in RESULT_COLUMNS)} FROM run_results ORDER BY run_id"
-        ).fetchall(),
-        "system": con.execute("SELECT param_name, param_value FROM system").fetchall(),
+        "params": _rows(reader.params(), ("run_id", "param_name", "param_value")),
+        "runs": _rows(reader.runs(), ("run_id", "status", "pipeline", "return_status")),
+        "run_results": _rows(reader.results(), RESULT_COLUMNS),
+        "system": reader.system(),
     }
     if history:
-        data["history"] = con.execute(
-            f"SELECT run_id, {', '.join(HISTORY_KEYS)} FROM history ORDER BY run_id, epoch"
-        ).fetchall()
+        data["history"] = _rows(reader.history(), ("run_id", *HISTORY_KEYS))
     return data
-
-
-def _quote(column: str) -> str:
-    return f'"{column}"'
 
 
 def _write_sqlite(path: Path, data: dict[str, list[tuple]]) -> None:
@@ -308,40 +125,14 @@ def write_histories(rows: list[tuple], folder: str | os.PathLike[str]) -> int:
         for key, value in zip(HISTORY_KEYS, values, strict=True):
             history[key].append(value)
     for run_id, history in per_run.items():
-        file = target / f"history_{run_id}.pt"
-        tmp = file.with_name(f".{file.name}.{uuid.uuid4().hex[:6]}.tmp")
-        torch.save(history, tmp)
-        os.replace(tmp, file)
+        atomic_write(history_path(target, run_id), lambda tmp, history=history: torch.save(history, tmp))
     return len(per_run)
 
 
-def _is_sqlite_file(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(16) == SQLITE_HEADER
-
-
 # -- savedb ------------------------------------------------------------------------------
-def last_store_file() -> Path:
-    """Where ``mosaic run`` records the last store used (see ``mosaic.exec.control``)."""
-    from mosaic.exec.control import state_dir  # light: no Dask import
-
-    return state_dir() / "last_store"
-
-
-def last_store() -> Path:
-    """The store the last ``mosaic run`` used; UsageError when none is recorded."""
-    record = last_store_file()
-    if not record.is_file():
-        raise UsageError(f"no store given and none recorded in {record}; name the store: mosaic savedb STORE COPY.db")
-    path = Path(record.read_text(encoding="utf-8").strip())
-    if not is_store(path):
-        raise UsageError(f"the last store used, {path} (from {record}), is no longer there; name the store: mosaic savedb STORE COPY.db")
-    return path
-
-
 def savedb(store: str | os.PathLike[str] | None, copy_path: str | os.PathLike[str]) -> Path:
     """A consistent sqlite snapshot of a store (default: the last one used), also mid-sweep."""
-    return export(last_store() if store is None else store, copy_path)
+    return export(last_store("mosaic savedb STORE COPY.db") if store is None else store, copy_path)
 
 
 # -- import ------------------------------------------------------------------------------
@@ -378,22 +169,20 @@ def import_db(legacy_db: str | os.PathLike[str], store: str | os.PathLike[str],
     Run ids are kept; ids already used in the store are refused before anything is written.
     Nothing is computed: what the original did not store stays null.
     """
-    from mosaic.analysis.selection import format_ids
-
     db = Path(legacy_db)
-    if not db.is_file() or not _is_sqlite_file(db):
+    if not db.is_file() or not is_sqlite(db):
         raise LegacyError(f"{db}: not a sqlite database of the original tool")
     tables = read_legacy(db, history_dir=history_dir)
     ids = set(tables["runs"].column("run_id").to_pylist()) | set(tables["params"].column("run_id").to_pylist())
     target = Store(store, create=True)
-    with open_store(target.path) as session:
-        taken = {r for (r,) in session.fetch("SELECT run_id FROM runs_all UNION SELECT run_id FROM params_all")}
+    with open_reader(target) as reader:
+        taken = reader.used_run_ids()
     clash = sorted(ids & taken)
     if clash:
         raise StoreError(f"{target.path}: run ids {format_ids(clash)} of {db} are already in this store; "
                          "import into a new store instead")
     system = dict(zip(tables["system"].column("param_name").to_pylist(), tables["system"].column("param_value").to_pylist(), strict=True))
-    first_free = max([max(ids, default=0) + 1] + [_int(system.get("next_run_id")) or 1])
+    first_free = max([max(ids, default=0) + 1] + [as_int(system.get("next_run_id")) or 1])
     target.reserve_run_ids_from(first_free)
     sweep_id = target.new_sweep_id()
     started = now()
@@ -434,14 +223,14 @@ def rekey(pipeline_file: str | os.PathLike[str], store: str | os.PathLike[str]) 
         if identity is not None:
             wanted[identity] = pipeline
     path = Path(store)
-    if path.is_file() and _is_sqlite_file(path):
+    if path.is_file() and is_sqlite(path):
         return _rekey_sqlite(path, wanted)
     target = Store(path)
-    with open_store(target.path, live=False) as session:
-        stored = session.fetch("""
-            SELECT r.run_id, coalesce(p.param_value, r.pipeline_json) FROM runs r
-            LEFT JOIN params p ON p.run_id = r.run_id AND p.param_name = 'pipeline'""")
-        current = session.fetch("SELECT run_id, param_name, param_value FROM params WHERE param_name LIKE '%_key'")
+    with open_reader(target, live=False) as reader:
+        runs, params = reader.snapshot(lambda: (reader.runs(), reader.params(names=["pipeline"], keys=True)))
+    pipelines = {r: v for r, n, v in _rows(params, ("run_id", "param_name", "param_value")) if n == "pipeline"}
+    stored = [(r, j if pipelines.get(r) is None else pipelines[r]) for r, j in _rows(runs, ("run_id", "pipeline_json"))]
+    current = [row for row in _rows(params, ("run_id", "param_name", "param_value")) if row[1] != "pipeline"]
     updates = _key_updates(stored, current, wanted)
     if not updates:
         return 0

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mosaic.errors import UsageError
+from mosaic.store.status import FAILED  # runs that failed; any other status but done is unfinished
 
 #: run_results columns a metaplot can show (the original's list)
 CRITERIA: tuple[str, ...] = (
@@ -31,8 +32,6 @@ SERIES = ("train", "test")
 #: points drawn one by one in a metaplot only up to this many runs (tooltips per run);
 #: also keeps a metaplot within Altair's default 5,000-row limit for inline display
 MAX_POINTS = 5000
-#: statuses of runs that failed; any other status but ``done`` counts as unfinished
-FAILED = ("error", "system failure")
 _COLORS = ["#1f77b4", "#ff7f0e"]
 _DASHES = [[1, 0], [6, 4]]
 

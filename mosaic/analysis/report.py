@@ -1,25 +1,16 @@
-"""plotloss, metaplot and the study report; the one module that writes charts to files.
+"""The plot commands: plotloss, metaplot and the study report.
 
-Data comes from the SQL views of :func:`mosaic.analysis.sql.open_store` (a store folder,
+Data comes from a store reader (:func:`mosaic.store.reader.open_reader`: a store folder,
 or a database of the original tool plus its run-files folder); the numbers and charts
-come from :mod:`mosaic.analysis.plots`. Formats by extension: ``.pdf`` (vl-convert; pages
-merged with pypdf), ``.png``, ``.svg`` (vl-convert; one file per page when there are
-several) and ``.html`` (interactive, Vega libraries inlined so it opens offline).
+come from :mod:`mosaic.analysis.plots`; files are written by :mod:`mosaic.analysis.render`.
 """
 
 from __future__ import annotations
 
 import html
-import io
-import json
 import os
-import subprocess
-import sys
-import tempfile
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +18,16 @@ import altair as alt
 import pandas as pd
 
 from mosaic.analysis import plots
+from mosaic.analysis.render import (
+    PathLike,
+    check_output,
+    html_page,
+    save_chart,
+    save_pages,
+)
 from mosaic.errors import SelectionError, StoreError, UsageError
-
-FORMATS = (".pdf", ".png", ".svg", ".html")
-PathLike = str | os.PathLike[str]
+from mosaic.store.files import atomic_write
+from mosaic.store.reader import Reader, open_reader, select_runs
 
 
 @dataclass(frozen=True)
@@ -54,296 +51,61 @@ class PlotResult:
         return "\n".join(lines)
 
 
-# -- writing charts --------------------------------------------------------------------------
-@cache
-def _vl_version() -> str | None:
-    import vl_convert as vlc
-
-    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    return wanted if wanted in vlc.get_vegalite_versions() else None
-
-
-def _output(path: PathLike) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in FORMATS:
-        raise UsageError(f"{out}: unknown output format {out.suffix or '(none)'!r}; "
-                         f"end the name in {', '.join(FORMATS)}")
-    if not out.parent.is_dir():
-        raise UsageError(f"{out}: folder {out.parent} does not exist; create it first")
-    return out
-
-
-def _atomic_write(target: Path, data: bytes | str) -> Path:
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        if isinstance(data, str):
-            tmp.write_text(data, encoding="utf-8")
-        else:
-            tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
-    with alt.data_transformers.disable_max_rows():
-        return chart.to_dict(validate=False)
-
-
-def render_bytes(chart: alt.TopLevelMixin | dict[str, Any], fmt: str) -> bytes:
-    """One chart (or Vega-Lite spec) as ``pdf``, ``png`` or ``svg`` bytes (vl-convert, no browser)."""
-    import vl_convert as vlc
-
-    spec = chart if isinstance(chart, dict) else _spec(chart)
-    if fmt == "pdf":
-        return vlc.vegalite_to_pdf(spec, vl_version=_vl_version())
-    if fmt == "png":
-        return vlc.vegalite_to_png(spec, vl_version=_vl_version(), scale=2)
-    if fmt == "svg":
-        return vlc.vegalite_to_svg(spec, vl_version=_vl_version()).encode()
-    raise UsageError(f"cannot render {fmt!r}; use pdf, png or svg")
-
-
-#: pages per extra render process, at least (a process costs ~0.5 s to start vl-convert)
-PAGES_PER_PROCESS = 4
-_CHILD = """import json, sys, vl_convert as vlc
-job = json.load(open(sys.argv[1]))
-for index, spec in job["specs"]:
-    if job["fmt"] == "pdf": data = vlc.vegalite_to_pdf(spec, vl_version=job["version"])
-    elif job["fmt"] == "png": data = vlc.vegalite_to_png(spec, vl_version=job["version"], scale=2)
-    else: data = vlc.vegalite_to_svg(spec, vl_version=job["version"]).encode()
-    open(f"{job['out']}/{index}.part", "wb").write(data)
-"""
-
-
-def render_all(charts: Sequence[alt.TopLevelMixin], fmt: str, processes: int | None = None) -> list[bytes]:
-    """Render many charts, in parallel on several cores.
-
-    vl-convert serialises conversions within one process, so pages are dealt round-robin
-    to this process and ``processes - 1`` short-lived ``python -c`` children (plain
-    subprocesses: the caller's ``__main__`` is never re-imported). Default: one process
-    per available core, at most one per :data:`PAGES_PER_PROCESS` pages. A child that
-    fails has its pages rendered here instead.
-    """
-    specs = [_spec(c) for c in charts]
-    if processes is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        processes = min(cores, len(specs) // PAGES_PER_PROCESS)
-    if processes <= 1:
-        return [render_bytes(spec, fmt) for spec in specs]
-    out: dict[int, bytes] = {}
-    with tempfile.TemporaryDirectory(prefix="mosaic-render-") as tmp:
-        children = []
-        for worker in range(1, processes):
-            job = Path(tmp) / f"job{worker}.json"
-            mine = [(i, specs[i]) for i in range(worker, len(specs), processes)]
-            job.write_text(json.dumps({"fmt": fmt, "version": _vl_version(), "out": tmp, "specs": mine}))
-            try:
-                child = subprocess.Popen([sys.executable, "-c", _CHILD, str(job)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            except OSError:  # no usable interpreter (embedded Python): render here
-                child = None
-            children.append((mine, child))
-        try:
-            for i in range(0, len(specs), processes):
-                out[i] = render_bytes(specs[i], fmt)
-            for mine, child in children:
-                ok = child is not None and child.wait() == 0
-                for i, spec in mine:
-                    part = Path(tmp) / f"{i}.part"
-                    out[i] = part.read_bytes() if ok and part.is_file() else render_bytes(spec, fmt)
-        finally:  # interrupted: stop the children we started
-            for _, child in children:
-                if child is not None and child.poll() is None:
-                    child.kill()
-                    child.wait()
-    return [out[i] for i in range(len(specs))]
-
-
-def merge_pdfs(pages: Sequence[bytes]) -> bytes:
-    """Concatenate one-page (or more) PDF documents into one."""
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for page in pages:
-        writer.append(PdfReader(io.BytesIO(page)))
-    buffer = io.BytesIO()
-    writer.write(buffer)
-    return buffer.getvalue()
-
-
-def save_chart(chart: alt.TopLevelMixin, path: PathLike) -> Path:
-    """Write one chart; the format follows the extension (.pdf, .png, .svg, .html)."""
-    out = _output(path)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt == "html":
-        return _atomic_write(out, html_page(out.stem, [("", chart)]))
-    return _atomic_write(out, render_bytes(chart, fmt))
-
-
-def save_pages(charts: Sequence[alt.TopLevelMixin], path: PathLike) -> list[Path]:
-    """Write charts as pages: one merged PDF, one HTML page, or one PNG/SVG file per page.
-
-    PNG/SVG pages are named ``<stem>-<n><ext>`` when there is more than one.
-    """
-    out = _output(path)
-    fmt = out.suffix.lower().lstrip(".")
-    if not charts:
-        raise UsageError(f"{out}: nothing to draw")
-    if fmt == "html":
-        return [_atomic_write(out, html_page(out.stem, [("", c) for c in charts]))]
-    pages = render_all(charts, fmt)
-    if fmt == "pdf":
-        return [_atomic_write(out, merge_pdfs(pages))]
-    if len(pages) == 1:
-        return [_atomic_write(out, pages[0])]
-    width = len(str(len(pages)))
-    return [_atomic_write(out.with_name(f"{out.stem}-{i:0{width}d}{out.suffix}"), page)
-            for i, page in enumerate(pages, 1)]
-
-
-_HTML = """<!DOCTYPE html>
-<html>
-<head>
-<meta charset="UTF-8">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }}
-th {{ background: #f4f4f4; }}
-.chart {{ margin: 1.5em 0; }}
-</style>
-<script type="text/javascript">
-{bundle}
-</script>
-</head>
-<body>
-{body}
-<script type="text/javascript">
-const specs = {specs};
-for (const [id, spec] of Object.entries(specs)) {{
-  vegaEmbed("#" + id, spec, {{"mode": "vega-lite"}}).catch(console.error);
-}}
-</script>
-</body>
-</html>
-"""
-
-
-@cache
-def javascript_bundle() -> str:
-    """Vega, Vega-Lite and vega-embed as one script (vl-convert), cached on disk.
-
-    Bundling takes seconds, so the bundle is kept in ``$XDG_CACHE_HOME/mosaic`` (default
-    ``~/.cache/mosaic``), keyed by the vl-convert and Vega-Lite versions; an unwritable
-    cache only costs the time.
-    """
-    import vl_convert as vlc
-
-    version = _vl_version()
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mosaic"
-    path = folder / f"vega-embed-vlc{getattr(vlc, '__version__', 'x')}-vl{version or 'latest'}.js"
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        pass
-    bundle = vlc.javascript_bundle(vl_version=version)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, bundle)
-    except OSError:
-        pass
-    return bundle
-
-
-def html_page(title: str, blocks: Sequence[tuple[str, alt.TopLevelMixin | None]]) -> str:
-    """A self-contained HTML page (opens offline): each block is (HTML text, chart or None)."""
-    body, specs = [], {}
-    for index, (text, chart) in enumerate(blocks):
-        if text:
-            body.append(text)
-        if chart is not None:
-            specs[f"chart{index}"] = _spec(chart)
-            body.append(f'<div class="chart" id="chart{index}"></div>')
-    return _HTML.format(
-        title=html.escape(title),
-        bundle=javascript_bundle(),
-        body="\n".join(body),
-        specs=json.dumps(specs, allow_nan=False).replace("</", "<\\/"),
-    )
-
-
-# -- reading the views --------------------------------------------------------------------
-def _open(store: Any, run_files: PathLike | None, need_history: bool = False) -> Any:
-    """A session on ``store`` (returned as is when it is one already).
+# -- reading the store -----------------------------------------------------------------------
+def _open(store: Any, run_files: PathLike | None, need_history: bool = False) -> Reader:
+    """A reader of ``store`` (a store folder, an original ``.db``, a session or a reader).
 
     For a database of the original tool given without ``run_files``, plots that need
     histories look for the run-files folder its ``run_files_path`` param names (relative
     to the database's folder), as the original's own commands would have.
     """
-    if hasattr(store, "sql"):
-        return store
-    from mosaic.analysis.sql import open_store
-
-    session = open_store(store, run_files=run_files)
-    if not (need_history and run_files is None and getattr(session, "is_legacy", False)):
-        return session
-    named = _frame(session, "SELECT DISTINCT param_value FROM params WHERE param_name = 'run_files_path'")
-    for value in named["param_value"].dropna():
+    reader = open_reader(store, run_files=run_files)
+    if not isinstance(store, str | os.PathLike) or not (need_history and run_files is None and reader.is_legacy):
+        return reader
+    for value in reader.param_values("run_files_path"):
+        if value is None:
+            continue
         folder = Path(str(value)).expanduser()
         folder = folder if folder.is_absolute() else Path(store).resolve().parent / folder
         if folder.is_dir():
-            session.close()
-            return open_store(store, run_files=folder)
-    return session
+            reader.close()
+            return open_reader(store, run_files=folder)
+    return reader
 
 
-def _history_note(session: Any, missing: Sequence[int]) -> list[str]:
+def _history_note(reader: Reader, missing: Sequence[int]) -> list[str]:
     if not missing:
         return []
     note = f"no loss history for run{'s' if len(missing) > 1 else ''} {_id_list(missing)}"
-    if getattr(session, "is_legacy", False):
+    if reader.is_legacy:
         note += " (for a database of the original tool, give its run-files folder)"
     return [note]
 
 
-def _close(session: Any, store: Any) -> None:
-    if session is not store and hasattr(session, "close"):
-        session.close()
+def _close(reader: Reader, store: Any) -> None:
+    if reader is not store:
+        reader.close()
 
 
-def _ids_sql(run_ids: Sequence[int] | None) -> str:
-    return "" if run_ids is None else f" WHERE run_id IN ({', '.join(str(int(i)) for i in run_ids) or 'NULL'})"
-
-
-def _frame(session: Any, query: str) -> pd.DataFrame:
-    return session.sql(query).df()
-
-
-def load_runs(session: Any) -> pd.DataFrame:
-    """The ``runs`` view with the columns the plots use (``run_id, status, pipeline, pipeline_json``)."""
-    frame = _frame(session, "SELECT * FROM runs ORDER BY run_id")
+def load_runs(reader: Any) -> pd.DataFrame:
+    """The latest runs with the columns the plots use (``run_id, status, pipeline, pipeline_json``)."""
+    frame = open_reader(reader).runs().to_pandas()
     return frame.reindex(columns=["run_id", "status", "pipeline", "pipeline_json"])
 
 
-def load_params(session: Any, names: Sequence[str] = ()) -> pd.DataFrame:
+def load_params(reader: Any, names: Sequence[str] = ()) -> pd.DataFrame:
     """Key params (``*_key``), ``pipeline`` and ``status`` rows of ``params``, plus ``names``."""
-    wanted = ", ".join("'" + n.replace("'", "''") + "'" for n in ("pipeline", "status", *names))
-    return _frame(session, "SELECT run_id, param_name, CAST(param_value AS VARCHAR) AS param_value FROM params "
-                           f"WHERE param_name LIKE '%\\_key' ESCAPE '\\' OR param_name IN ({wanted})")
+    return open_reader(reader).params(names=["pipeline", "status", *names], keys=True).to_pandas()
 
 
-def load_results(session: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+def load_results(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """The ``run_results`` view (optionally for some runs only)."""
-    return _frame(session, f"SELECT * FROM run_results{_ids_sql(run_ids)}")
+    return open_reader(reader).results(run_ids).to_pandas()
 
 
-def load_history(session: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+def load_history(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """The ``history`` view (optionally for some runs only)."""
-    return _frame(session, f"SELECT * FROM history{_ids_sql(run_ids)}")
+    return open_reader(reader).history(run_ids).to_pandas()
 
 
 # -- plotloss --------------------------------------------------------------------------------
@@ -389,17 +151,15 @@ def _id_list(ids: Sequence[int]) -> str:
     return ", ".join(str(i) for i in ids)
 
 
-def _select(session: Any, selection: Any) -> list[int]:
+def _select(reader: Reader, selection: Any) -> list[int]:
     """All runs when ``selection`` is None; otherwise the selection's runs (ids that are
     not in the store are a SelectionError naming them, from :func:`select_runs`)."""
     if selection is None:
-        ids = sorted(int(i) for i in _frame(session, "SELECT run_id FROM runs")["run_id"])
+        ids = reader.run_ids()
         if not ids:
-            raise SelectionError(f"{session.path}: no runs yet; run a sweep first ('mosaic run CONFIG STORE')")
+            raise SelectionError(f"{reader.path}: no runs yet; run a sweep first ('mosaic run CONFIG STORE')")
         return ids
-    from mosaic.analysis.selection import select_runs
-
-    return [int(i) for i in select_runs(session, selection)]
+    return [int(i) for i in select_runs(reader, selection)]
 
 
 def plotloss(
@@ -417,7 +177,7 @@ def plotloss(
     a history are listed on the last page and in the result's notes. A PDF has
     ceil(runs with history / plot_size²) pages (one page of notes if none has a history).
     """
-    target = _output(out)
+    target = check_output(out)
     if plot_size < 1:
         raise UsageError(f"-plot_size must be a positive integer; got {plot_size}")
     session = _open(store, run_files, need_history=True)
@@ -453,7 +213,7 @@ def metaplot(store: Any, out: PathLike, dataset_key: str, criterion: str, group_
     mean over replicates with a ±std band; x is logarithmic when nb_params spans more
     than a decade. Failed runs are left out and counted on the chart and in the result.
     """
-    target = _output(out)
+    target = check_output(out)
     plots.check_criterion(criterion)
     session = _open(store, run_files)
     try:
@@ -476,7 +236,7 @@ def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> Plot
     highlight a model); ``.pdf`` has a summary page, a page per dataset key, then the loss
     curve pages.
     """
-    target = _output(out)
+    target = check_output(out)
     if target.suffix.lower() not in (".html", ".pdf"):
         raise UsageError(f"{target}: a report is .html or .pdf; e.g. {target.with_suffix('.html')}")
     session = _open(store, run_files, need_history=True)
@@ -497,14 +257,14 @@ def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> Plot
         curves, missing = loss_page_charts(session, best_ids, plot_size=3, runs=runs,
                                             title="Best run of each model") if best_ids else ([], [])
         history_notes = _history_note(session, missing)
-        name = Path(getattr(session, "path", store)).name
+        name = Path(session.path).name
     finally:
         _close(session, store)
     summary = ", ".join(f"{n} {s}" for s, n in zip(counts["status"], counts["runs"], strict=True))
     headline = f"{len(runs)} runs: {summary}"
     if target.suffix.lower() == ".html":
         blocks = _html_blocks(name, headline, best, sections, curves)
-        _atomic_write(target, html_page(f"Mosaic report — {name}", blocks))
+        atomic_write(target, html_page(f"Mosaic report — {name}", blocks))
         pages = 1
     else:
         table = best.drop(columns=["pipeline"])

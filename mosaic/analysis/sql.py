@@ -1,32 +1,8 @@
-"""SQL over a store (or over a database written by the original tool) with DuckDB.
+"""``mosaic query``: read-only SQL over a store (or an original ``.db``), and its output formats.
 
-``open_store(path)`` gives a :class:`StoreSession` whose views keep the original's table
-and column names, so a user's old SQL runs unchanged:
-
-- ``params``      run_id, param_name, param_value (text): the latest row per (run_id,
-                  param_name), plus ``status`` and ``traceback`` rows made from ``runs``
-- ``runs``        run_id, status, pipeline, return_status, then attempt, pipeline_json,
-                  worker, device, error, seed, sweep_id, time (latest row per run)
-- ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
-                  slope_std_minus, attempt (the latest attempt of each run)
-- ``system``      param_name, param_value (``next_run_id``)
-- ``history``     one row per (run_id, epoch): the run's latest attempt (a rerun rewrites
-                  every epoch)
-- ``sweeps``      one row per sweep, ``results`` one row per (run_id, attempt)
-
-and the raw append-only tables as ``<table>_all`` (every status change, every rekey).
-Rows are only appended to a store; each view picks the latest row per key, so views are
-right while a sweep writes and after ``compact``. Files a compaction merged but has not
-deleted yet are left out (:func:`visible_files`), and a file that vanishes mid-query is
-handled by re-listing and retrying. Timestamps are naive UTC.
-
-An original ``.db`` is read with Python's sqlite3 into in-memory DuckDB tables of the same
-shapes (DuckDB's sqlite extension would need a download), so the same views answer.
-
-Sessions are read-only: ``StoreSession.sql`` and :func:`query` accept one read statement
-(SELECT, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN of those, a few PRAGMAs) and
-DuckDB itself is locked down (no file access outside the store, no extensions, no
-configuration changes).
+The sessions and their views live in :mod:`mosaic.store.session` (see there for the views
+and the read-only rules); this module runs one user query and renders the result as an
+aligned table, CSV, JSON or a Parquet file.
 """
 
 from __future__ import annotations
@@ -37,373 +13,22 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
-import time
-import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mosaic import schemas
 from mosaic.errors import StoreError
-from mosaic.store import Store, is_store
+from mosaic.store.files import atomic_write
+from mosaic.store.layout import SUFFIX
+from mosaic.store.session import check_read_only, first_line, open_store
 
-T = TypeVar("T")
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-# Listed in the reverse of the order a sweep writes them (runs, params, then history and
-# results), so a listing never shows history or params of a run whose runs row it missed.
-TABLES = ("history", "results", "params", "runs", "sweeps")
 FORMATS = ("table", "csv", "json", "parquet")
-# timestamps are shown as naive UTC (TIMESTAMPTZ values would need pytz in Python)
-_DUCK_TYPES = {"int64": "BIGINT", "float64": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMP"}
-_READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA}
-_READ_PRAGMAS = {
-    "show_tables", "show_tables_expanded", "table_info", "show", "database_list", "version",
-    "platform", "functions", "collations", "database_size", "storage_info", "metadata_info",
-    "user_agent",
-}
 _TABLE_ROW_LIMIT = 10_000
 _CELL_WIDTH = 80
-_RETRIES = 5
-
-# The views, over the raw tables <table>_all (which carry a sweep_id column).
-_VIEWS = {
-    "runs": """
-        SELECT run_id, status, pipeline, return_status, attempt, pipeline_json, worker, device,
-               error, seed, sweep_id, time
-        FROM runs_all
-        QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC, attempt DESC) = 1""",
-    "params": """
-        SELECT run_id, param_name, param_value FROM (
-            SELECT run_id, param_name, param_value FROM params_all
-            WHERE param_name NOT IN ('status', 'traceback')
-            QUALIFY row_number() OVER (PARTITION BY run_id, param_name ORDER BY time DESC) = 1)
-        UNION ALL
-        SELECT run_id, 'status', status FROM runs
-        UNION ALL
-        SELECT run_id, 'traceback', CASE WHEN status = 'done' THEN '' ELSE coalesce(error, '') END
-        FROM runs WHERE status NOT IN ('pending', 'running', 'paused')""",
-    "results": """
-        SELECT * FROM results_all
-        QUALIFY row_number() OVER (PARTITION BY run_id, attempt ORDER BY time DESC) = 1""",
-    "run_results": """
-        SELECT run_id, train_loss, test_loss, train_acc, test_acc, nb_params,
-               duration_s AS "duration(s)", epochs, overfit, trainability, slope,
-               slope_std_plus, slope_std_minus, attempt
-        FROM results_all
-        QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY attempt DESC, time DESC) = 1""",
-    "sweeps": """
-        SELECT * FROM sweeps_all
-        QUALIFY row_number() OVER (PARTITION BY sweep_id ORDER BY time DESC) = 1""",
-}
-
-
-# The driver writes all epochs of an attempt together and a rerun rewrites every epoch with
-# attempt + 1, so the latest row per (run_id, epoch) is the one of the run's latest attempt.
-# Without any rerun in the store (file statistics tell) that is every row.
-_HISTORY_COLUMNS = "run_id, epoch, attempt, train_loss, test_loss, train_acc, test_acc, seconds, time, sweep_id"
-_HISTORY = {
-    False: f"SELECT {_HISTORY_COLUMNS} FROM history_all",
-    True: f"""
-        WITH reruns AS (SELECT run_id, max(attempt) AS latest FROM history_all WHERE attempt > 0 GROUP BY run_id)
-        SELECT {', '.join('h.' + c.strip() for c in _HISTORY_COLUMNS.split(','))}
-        FROM history_all h LEFT JOIN reruns r ON h.run_id = r.run_id
-        WHERE coalesce(h.attempt, 0) = coalesce(r.latest, 0)""",
-}
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _empty_select(table: str) -> str:
-    columns = [f"CAST(NULL AS {_DUCK_TYPES[kind]}) AS {name}" for name, kind in schemas.table_columns(table)]
-    if table != "sweeps":
-        columns.append("CAST(NULL AS BIGINT) AS sweep_id")
-    return f"SELECT {', '.join(columns)} WHERE false"
-
-
-class StoreSession:
-    """A DuckDB connection with the store's views; use ``.sql(query)``, then ``.close()``.
-
-    ``live`` sessions see rows appended after they opened; a snapshot session
-    (``live=False``) reads the files present when it opened, so several queries agree.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, store: Store | None, live: bool,
-                 temp_dir: Path) -> None:
-        self.con = con
-        self.path = path
-        self.store = store
-        self.live = live
-        self._temp_dir = temp_dir
-        self._sources: dict[str, str | None] = {}
-        self._next_run_id: int | None = None
-        self._reruns: bool | None = None
-        self._max_attempt: dict[Path, int] = {}
-
-    @property
-    def is_legacy(self) -> bool:
-        """True when this session reads a database written by the original tool."""
-        return self.store is None
-
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
-        """Run one read-only statement; returns a DuckDB relation (``.df()``, ``.arrow()``, ``.pl()``).
-
-        Raises StoreError for a statement that is not a single read.
-        """
-        check_read_only(query)
-        return self.retry(lambda: self.con.sql(query))
-
-    def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple]:
-        """Run a trusted statement of Mosaic's own (with ``?`` parameters) and fetch every row.
-
-        Retried if compaction removed a file while it was read.
-        """
-        return self.retry(lambda: self.con.execute(query, parameters or []).fetchall())
-
-    def arrow(self, query: str, parameters: list[Any] | None = None) -> pa.Table:
-        """Like :meth:`fetch`, as an Arrow table."""
-        return self.retry(lambda: self.con.execute(query, parameters or []).to_arrow_table())
-
-    def retry(self, action: Callable[[], T]) -> T:
-        """Run ``action``, re-listing the store's files if a file vanished under it (compaction)."""
-        for attempt in range(_RETRIES):
-            try:
-                if self.live or attempt:
-                    self.refresh(force=attempt > 0)
-                return action()
-            except duckdb.IOException:
-                if self.store is None or attempt == _RETRIES - 1:
-                    raise
-                time.sleep(0.02 * (attempt + 1))
-        raise AssertionError("unreachable")
-
-    def refresh(self, force: bool = False) -> None:
-        """Point the views at the store's current files (no-op for an original database)."""
-        if self.store is None:
-            return
-        for table in TABLES:
-            files = visible_files(self.store.files(table))
-            source = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]" if files else None
-            if force or source != self._sources.get(table, "unset"):
-                self._sources.pop(table, None)  # until the view is made: a failure retries it
-                self.con.execute(f"CREATE OR REPLACE VIEW {table}_all AS {_raw_select(table, source)}")
-                if table == "history":
-                    self._history_view(any(self._attempts(f) > 0 for f in files), force)
-                self._sources[table] = source
-        next_run_id = self.store.next_run_id()
-        if next_run_id != self._next_run_id:
-            self._next_run_id = next_run_id
-            self.con.execute(
-                "CREATE OR REPLACE VIEW system AS SELECT 'next_run_id' AS param_name, "
-                f"CAST({next_run_id} AS BIGINT) AS param_value"
-            )
-
-    def _history_view(self, reruns: bool, force: bool = False) -> None:
-        if force or reruns != self._reruns:
-            self._reruns = None
-            self.con.execute(f"CREATE OR REPLACE VIEW history AS {_HISTORY[reruns]}")
-            self._reruns = reruns
-
-    def _attempts(self, file: Path) -> int:
-        """The largest attempt in a history file, from its statistics (files never change)."""
-        if file not in self._max_attempt:
-            try:
-                meta = pq.read_metadata(file)
-                column = meta.schema.names.index("attempt")
-                stats = [meta.row_group(i).column(column).statistics for i in range(meta.num_row_groups)]
-                self._max_attempt[file] = max((st.max if st is not None and st.has_min_max else 1) for st in stats) if stats else 0
-            except (OSError, ValueError):
-                self._max_attempt[file] = 1  # unreadable now (being compacted away): assume reruns
-        return self._max_attempt[file]
-
-    def close(self) -> None:
-        """Close the connection and remove DuckDB's spill folder."""
-        self.con.close()
-        shutil.rmtree(self._temp_dir, ignore_errors=True)
-
-    def __enter__(self) -> StoreSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def visible_files(files: list[Path]) -> list[Path]:
-    """Drop the files a compaction already merged but has not deleted yet.
-
-    ``Store.compact`` writes ``<last merged stem>-c.parquet`` and then deletes the files it
-    merged: every file of the partition whose name, ``-c`` suffixes aside, sorts at or
-    before the merged file's. A reader listing in between would see rows twice.
-    """
-    merged: dict[Path, str] = {}
-    for file in files:
-        if file.stem.endswith("-c"):
-            base = _base(file.stem)
-            merged[file.parent] = max(merged.get(file.parent, base), base)
-    if not merged:
-        return files
-    kept = []
-    for file in files:
-        newest = merged.get(file.parent)
-        base = _base(file.stem)
-        if newest is None or base > newest or (base == newest and file.stem == _newest_stem(files, file.parent, newest)):
-            kept.append(file)
-    return kept
-
-
-def _base(stem: str) -> str:
-    while stem.endswith("-c"):
-        stem = stem[:-2]
-    return stem
-
-
-def _newest_stem(files: list[Path], folder: Path, base: str) -> str:
-    """The stem of the latest compacted file of ``base`` in ``folder`` (most ``-c`` suffixes)."""
-    stems = [f.stem for f in files if f.parent == folder and _base(f.stem) == base and f.stem.endswith("-c")]
-    return max(stems, key=len)
-
-
-def _raw_select(table: str, source: str | None) -> str:
-    """``source``: a list literal of quoted file paths (None: no file yet)."""
-    if source is None:
-        return _empty_select(table)
-    if table == "sweeps":  # carries sweep_id itself
-        return f"SELECT {_utc(table)} FROM read_parquet({source}, hive_partitioning = false)"
-    return f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM read_parquet({source}, hive_partitioning = true)"
-
-
-def _utc(table: str, extra: str = "") -> str:
-    stamps = [name for name, kind in schemas.table_columns(table) if kind == "timestamp"]
-    replace = ", ".join(f"CAST({n} AS TIMESTAMP) AS {n}" for n in stamps)
-    return f"* {extra} REPLACE ({replace})" if stamps else f"* {extra}"
-
-
-def open_store(path: str | os.PathLike[str], run_files: str | os.PathLike[str] | None = None,
-               live: bool = True) -> StoreSession:
-    """Open a store folder (or an original tool's ``.db``) for SQL; returns a :class:`StoreSession`.
-
-    ``run_files``: for an original database, the folder of its ``history_<id>.pt`` files,
-    read into the ``history`` view. ``live=False`` freezes the file list at opening.
-    """
-    path = Path(path)
-    store: Store | None = None
-    legacy_tables: dict[str, pa.Table] | None = None
-    if is_store(path):
-        store = Store(path)
-    elif path.is_file() and _is_sqlite(path):
-        from mosaic.analysis.legacy import read_legacy
-
-        legacy_tables = read_legacy(path, history_dir=run_files)
-    elif path.is_file():
-        raise StoreError(f"{path}: neither a Mosaic store (a folder) nor a database of the original tool (sqlite)")
-    else:
-        Store(path)  # raises the store's own "no store here" message
-    temp_dir = Path(tempfile.gettempdir()) / f"mosaic-duckdb-{uuid.uuid4().hex[:12]}"
-    con = duckdb.connect(":memory:")
-    session = StoreSession(con, path.resolve(), store, live, temp_dir)
-    try:
-        con.execute(f"SET temp_directory = {_sql_string(str(temp_dir))}")
-        con.execute("SET TimeZone = 'UTC'")
-        if legacy_tables is not None:
-            _load_legacy(con, legacy_tables)
-            session._history_view(False)
-            _create_views(con)
-        else:
-            for attempt in range(_RETRIES):  # creating a view reads file footers: retry past compaction
-                try:
-                    session.refresh(force=True)
-                    _create_views(con)
-                    break
-                except duckdb.IOException:
-                    if attempt == _RETRIES - 1:
-                        raise
-        allowed = [str(store.path.resolve()) + os.sep] if store is not None else []
-        con.execute(f"SET allowed_directories = [{', '.join(_sql_string(a) for a in allowed)}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET lock_configuration = true")
-    except BaseException:
-        session.close()
-        raise
-    return session
-
-
-def _create_views(con: duckdb.DuckDBPyConnection) -> None:
-    for name, body in _VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
-
-
-def _load_legacy(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    for table in (*TABLES, "system"):
-        if table not in tables:
-            con.execute(f"CREATE TABLE {table}_all AS {_empty_select(table)}")
-            continue
-        con.register("_legacy_arrow", tables[table])
-        name, extra = (f"{table}_all", ", CAST(NULL AS BIGINT) AS sweep_id") if table in TABLES else (table, "")
-        if table == "sweeps":
-            extra = ""
-        columns = _utc(table) if table in TABLES else "*"
-        con.execute(f"CREATE TABLE {name} AS SELECT {columns}{extra} FROM _legacy_arrow")
-        con.unregister("_legacy_arrow")
-
-
-def _is_sqlite(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(16) == SQLITE_HEADER
-
-
-def check_read_only(query: str) -> None:
-    """Raise StoreError unless ``query`` is one read-only statement."""
-    refusal = "mosaic query is read-only: give one SELECT (or WITH, VALUES, DESCRIBE, SHOW, EXPLAIN)"
-    try:
-        statements = duckdb.extract_statements(query)
-    except duckdb.Error as exc:
-        raise StoreError(f"SQL does not parse: {_first_line(exc)}") from None
-    if len(statements) != 1:
-        raise StoreError(f"{refusal}; got {len(statements)} statements")
-    kind = statements[0].type
-    if kind not in _READ_TYPES:
-        raise StoreError(f"{refusal}; refused: {kind.name} statement (nothing was run)")
-    tokens = [(pos, tok) for pos, tok in duckdb.tokenize(query) if tok != duckdb.token_type.comment]
-    if kind == duckdb.StatementType.PRAGMA:
-        name = query[tokens[1][0]:].split("(", 1)[0].split("=", 1)[0].strip().lower() if len(tokens) > 1 else ""
-        if name not in _READ_PRAGMAS:
-            raise StoreError(f"{refusal}; PRAGMA {name} is not a read (allowed: show_tables, table_info, ...)")
-    elif kind == duckdb.StatementType.EXPLAIN:
-        check_read_only(query[_explained_start(query, tokens):])
-
-
-def _explained_start(query: str, tokens: list[tuple[int, Any]]) -> int:
-    index = 1  # tokens[0] is EXPLAIN
-    if index < len(tokens) and query[tokens[index][0]:].upper().startswith("ANALYZE"):
-        index += 1
-    if index < len(tokens) and query[tokens[index][0]] == "(":
-        depth = 0
-        while index < len(tokens):
-            char = query[tokens[index][0]]
-            depth += char == "("
-            depth -= char == ")"
-            index += 1
-            if depth == 0:
-                break
-    if index >= len(tokens):
-        raise StoreError("EXPLAIN of what? give EXPLAIN SELECT ...")
-    return tokens[index][0]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def query(store: str | os.PathLike[str], sql: str, format: str = "table",
@@ -417,7 +42,7 @@ def query(store: str | os.PathLike[str], sql: str, format: str = "table",
     if format not in FORMATS:
         raise StoreError(f"--format {format}: unknown; use one of {', '.join(FORMATS)}")
     if format == "parquet" and output is None:
-        raise StoreError("--format parquet writes a file: add -o FILE.parquet")
+        raise StoreError(f"--format parquet writes a file: add -o FILE{SUFFIX}")
     check_read_only(sql)
     target = Path(output) if output is not None else None
     with open_store(store) as session:
@@ -426,9 +51,9 @@ def query(store: str | os.PathLike[str], sql: str, format: str = "table",
         try:
             data = session.retry(lambda: session.con.sql(sql).to_arrow_table())
         except duckdb.PermissionException as exc:
-            raise StoreError(f"refused: the query reads or writes files outside the store ({_first_line(exc)})") from None
+            raise StoreError(f"refused: the query reads or writes files outside the store ({first_line(exc)})") from None
         except duckdb.Error as exc:
-            raise StoreError(f"query failed: {_first_line(exc)}") from None
+            raise StoreError(f"query failed: {first_line(exc)}") from None
     if format == "parquet":
         assert target is not None
         _atomic_write(target, lambda tmp: pq.write_table(data, tmp))
@@ -436,7 +61,7 @@ def query(store: str | os.PathLike[str], sql: str, format: str = "table",
     text = {"table": render_table, "csv": render_csv, "json": render_json}[format](data)
     if target is None:
         return text
-    _atomic_write(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    _atomic_write(target, text)
     return f"{data.num_rows} rows written to {target}"
 
 
@@ -448,15 +73,10 @@ def _inside(target: Path, folder: Path) -> bool:
     return True
 
 
-def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
+def _atomic_write(target: Path, content: Any) -> None:
     if not target.parent.exists():
         raise StoreError(f"-o {target}: folder {target.parent} does not exist; create it first")
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(target, content)
 
 
 def _plain(value: Any) -> Any:

@@ -23,40 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from mosaic.errors import ConfigError, RunError, UsageError
-from mosaic.store import Store
+from mosaic.store.files import read_json as _read_json
+from mosaic.store.files import write_json as _write_json
+from mosaic.store.layout import last_store
+from mosaic.store.reader import open_reader
+from mosaic.store.status import FAILED, RunStatus
+from mosaic.store.writer import Store
 
 #: A driver whose heartbeat is older than this is considered gone.
 HEARTBEAT_STALE_S = 30.0
-_REQUEST = "pause.json"
-
-
-# -- the last store ----------------------------------------------------------------------
-def state_dir() -> Path:
-    """Where Mosaic remembers the last store (``$MOSAIC_STATE_DIR`` or ~/.local/state/mosaic)."""
-    if os.environ.get("MOSAIC_STATE_DIR"):
-        return Path(os.environ["MOSAIC_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mosaic"
-
-
-def remember_store(path: str | os.PathLike[str]) -> None:
-    """Record ``path`` as the store later commands use by default (best effort)."""
-    try:
-        folder = state_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".last_store.{uuid.uuid4().hex[:6]}"
-        tmp.write_text(str(Path(path).resolve()))
-        os.replace(tmp, folder / "last_store")
-    except OSError:
-        pass
-
-
-def last_store() -> Path:
-    """The store the last ``mosaic run`` used; UsageError when none was recorded."""
-    record = state_dir() / "last_store"
-    if not record.is_file():
-        raise UsageError("no store given and no 'mosaic run' recorded one; give the store folder")
-    return Path(record.read_text().strip())
 
 
 def _open(store: str | os.PathLike[str] | Store | None) -> Store:
@@ -66,24 +41,20 @@ def _open(store: str | os.PathLike[str] | Store | None) -> Store:
 
 
 # -- heartbeats ---------------------------------------------------------------------------
-def _heartbeat(store: Store, sweep_id: int) -> Path:
-    return store.control_dir / f"driver-{sweep_id}.json"
-
-
 def write_heartbeat(store: Store, sweep_id: int, pid: int) -> None:
     """Say that the driver of ``sweep_id`` is alive (called about every half second)."""
-    _write_json(_heartbeat(store, sweep_id), {"sweep_id": sweep_id, "pid": pid, "host": socket.gethostname(), "updated": time.time()})
+    _write_json(store.heartbeat(sweep_id), {"sweep_id": sweep_id, "pid": pid, "host": socket.gethostname(), "updated": time.time()})
 
 
 def remove_heartbeat(store: Store, sweep_id: int) -> None:
     """The driver of ``sweep_id`` has ended."""
-    _heartbeat(store, sweep_id).unlink(missing_ok=True)
+    store.heartbeat(sweep_id).unlink(missing_ok=True)
 
 
 def live_sweeps(store: Store) -> list[int]:
     """Sweeps whose driver is running now."""
     alive = []
-    for path in store.control_dir.glob("driver-*.json"):
+    for path in store.heartbeats():
         info = _read_json(path)
         if not info or time.time() - float(info.get("updated", 0)) > HEARTBEAT_STALE_S:
             continue
@@ -114,10 +85,10 @@ class PauseRequest:
 
 def claim_pause(store: Store, sweep_id: int) -> PauseRequest | None:
     """Take the pending pause request, if any (only one driver gets it)."""
-    request = store.control_dir / _REQUEST
+    request = store.pause_request
     if not request.exists():
         return None
-    claimed = store.control_dir / f"pause-claimed-{sweep_id}-{uuid.uuid4().hex[:6]}.json"
+    claimed = store.pause_claim(sweep_id)
     try:
         os.rename(request, claimed)
     except FileNotFoundError:
@@ -130,7 +101,7 @@ def claim_pause(store: Store, sweep_id: int) -> PauseRequest | None:
 def acknowledge_pause(store: Store, request: PauseRequest, *, sweep_id: int, paused: int = 0, running: int = 0, error: str | None = None) -> None:
     """Tell the waiting ``pause`` what the driver did."""
     info = {"sweep_id": sweep_id, "paused": paused, "running": running, "error": error, "pipeline_file": str(request.pipeline_file)}
-    _write_json(store.control_dir / f"pause-{request.id}.ack.json", info)
+    _write_json(store.pause_ack(request.id), info)
 
 
 def write_pause_file(
@@ -217,14 +188,14 @@ def pause(
         raise UsageError(f"{pipeline_file}: folder {file.parent} does not exist; create it first")
     if not live_sweeps(target):
         raise RunError(f"{target.path}: no sweep is running on this store; nothing to pause")
-    request = target.control_dir / _REQUEST
+    request = target.pause_request
     if request.exists():
         raise UsageError(f"{target.path}: a pause is already pending ({request}); wait for it or delete that file")
     request_id = uuid.uuid4().hex
     _write_json(request, {"id": request_id, "pipeline_file": str(file), "requested": time.time()})
     if not wait:
         return PauseResult(target.path, file, None, 0, 0, False)
-    ack_path = target.control_dir / f"pause-{request_id}.ack.json"
+    ack_path = target.pause_ack(request_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     while not ack_path.exists():
         if not live_sweeps(target) and request.exists():
@@ -273,23 +244,23 @@ class StatusReport:
     @property
     def stale(self) -> list[RunState]:
         """Runs left pending or running by a driver that is gone."""
-        return [r for r in self.of("pending", "running") if r.sweep_id not in self.live]
+        return [r for r in self.of(RunStatus.PENDING, RunStatus.RUNNING) if r.sweep_id not in self.live]
 
     def render(self) -> str:
         """Done (losses, time), Error (pipeline + last traceback line), Running, Pending."""
         stale = {r.run_id for r in self.stale}
         lines = ["Done"]
-        lines += [f"\t[{r.run_id}] {r.return_status or ''}" for r in self.of("done")]
+        lines += [f"\t[{r.run_id}] {r.return_status or ''}" for r in self.of(RunStatus.DONE)]
         lines.append("Error")
-        for r in self.of("error", "system failure"):
-            label = " (system failure)" if r.status == "system failure" else ""
+        for r in self.of(*FAILED):
+            label = f" ({RunStatus.SYSTEM_FAILURE})" if r.status == RunStatus.SYSTEM_FAILURE else ""
             lines.append(f"\t[{r.run_id}] {r.pipeline}{label}")
             lines.append(f"\t\t{_last_line(r.error or r.return_status or '')}")
         lines.append("Running")
-        lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of("running") if r.run_id not in stale]
+        lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of(RunStatus.RUNNING) if r.run_id not in stale]
         lines.append("Pending")
-        lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of("pending") if r.run_id not in stale]
-        for title, runs in (("Paused", self.of("paused")), ("Interrupted", [*self.of("interrupted"), *self.stale])):
+        lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of(RunStatus.PENDING) if r.run_id not in stale]
+        for title, runs in (("Paused", self.of(RunStatus.PAUSED)), ("Interrupted", [*self.of(RunStatus.INTERRUPTED), *self.stale])):
             if runs:
                 lines.append(title)
                 lines += [f"\t[{r.run_id}] {r.pipeline}" for r in sorted(runs, key=lambda r: r.run_id)]
@@ -303,23 +274,8 @@ class StatusReport:
 
 def latest_runs(store: str | os.PathLike[str] | Store, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """The latest runs row of every run (or of ``ids``), with its sweep_id, by run id."""
-    from mosaic.analysis.sql import open_store
-
-    target = _open(store)
-    columns = ("run_id", "status", "pipeline", "return_status", "error", "attempt", "pipeline_json", "sweep_id")
-    # runs imported from the original tool have no pipeline_json: their 'pipeline' param has it
-    query = (
-        "SELECT r.run_id, r.status, r.pipeline, r.return_status, r.error, r.attempt, "
-        "coalesce(r.pipeline_json, p.param_value), r.sweep_id FROM runs r "
-        "LEFT JOIN (SELECT run_id, param_value FROM params WHERE param_name = 'pipeline') p USING (run_id)"
-    )
-    params: list[Any] = []
-    if ids is not None:
-        query += " WHERE list_contains(?, r.run_id)"
-        params.append([int(i) for i in ids])
-    with open_store(target.path) as session:
-        rows = session.fetch(query + " ORDER BY r.run_id", params)
-    return [dict(zip(columns, row, strict=True)) for row in rows]
+    with open_reader(_open(store)) as reader:
+        return reader.latest_runs(ids)
 
 
 def status(store: str | os.PathLike[str] | None = None) -> StatusReport:
@@ -331,21 +287,6 @@ def status(store: str | os.PathLike[str] | None = None) -> StatusReport:
         for r in rows
     )
     return StatusReport(target.path, runs, tuple(live_sweeps(target)))
-
-
-# -- files --------------------------------------------------------------------------------
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _last_line(text: str) -> str:

@@ -27,10 +27,13 @@ from mosaic.errors import ConfigError, SelectionError, UsageError
 from mosaic.exec import control
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
 from mosaic.exec.progress import Event
-from mosaic.exec.records import PlannedRun, SweepRecords
-from mosaic.exec.runner import RunOutcome, RunTask, execute_run
+from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
 from mosaic.exec.summary import SweepSummary, model_key, return_status
-from mosaic.store import CompactResult, Store, now
+from mosaic.store.layout import remember_store
+from mosaic.store.reader import select_runs
+from mosaic.store.records import PlannedRun, SweepRecords
+from mosaic.store.status import RunStatus
+from mosaic.store.writer import CompactResult, Store, now
 
 OnEvent = Callable[[Event], None]
 #: A run whose worker died before it started is submitted again at most this often.
@@ -132,8 +135,6 @@ def rerun(
 
     ``epochs`` defaults to the config's; each run gets attempt + 1 in a new sweep.
     """
-    from mosaic.analysis.selection import select_runs
-
     config = config if isinstance(config, Config) else load_config(config)
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise UsageError(f"-epochs must be a positive integer; got {epochs!r}")
@@ -187,30 +188,17 @@ class _Sweep:
         self.records: SweepRecords
         self.run_files = _run_files(config, store)
         self.started = now()
-        process = config.process
-        self.process = {
-            "lr": process.lr,
-            "epochs": process.epochs,
-            "loss_function": process.loss_function,
-            "class_loss_function": process.class_loss_function,
-            "path_to_class_loss_function": str(process.path_to_class_loss_function) if process.path_to_class_loss_function else None,
-            "optimizer": process.optimizer,
-            "seed": process.seed,
-            "accuracy": process.accuracy,
-            "checkpoint_every": process.checkpoint_every,
-            "patience": process.patience,
-            "data_scheme": list(process.data_scheme),
-            "pipeline_scheme": list(process.pipeline_scheme),
-        }
 
     # -- the whole life of a sweep -------------------------------------------------------
     def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any, **where: Any) -> SweepSummary:
         cluster = open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
         try:
             self.sweep_id = self.store.new_sweep_id()
-            control.remember_store(self.store.path)
+            remember_store(self.store.path)
             control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
-            self.records = SweepRecords(self.store, self.sweep_id, self.kind, self.config, self.started)
+            seed = self.config.process.seed
+            self.records = SweepRecords(self.store, self.sweep_id, self.kind, self.config, self.started,
+                                        seed=lambda run_id: run_seed(seed, run_id))
             try:
                 self.records.write_sweep_row(ended=False)
                 runs = plan()
@@ -230,7 +218,7 @@ class _Sweep:
             sweep_id=self.sweep_id,
             kind=self.kind,
             runs=tuple(self.summary_runs),
-            statuses=tuple(self.final.get(r.run_id, "pending") for r in runs),
+            statuses=tuple(str(self.final.get(r.run_id, RunStatus.PENDING)) for r in runs),
             seconds=seconds,
             run_files=self.run_files,
             paused_file=paused_file,
@@ -307,7 +295,7 @@ class _Sweep:
             attempt=planned.attempt,
             sweep_id=self.sweep_id,
             pipeline=planned.pipeline,
-            process=self.process,
+            process=self.config.process,
             config_dir=str(self.config.base_dir),
             run_files=str(self.run_files),
             epochs=planned.epochs,
@@ -320,42 +308,39 @@ class _Sweep:
             self._record(planned, future.result())
             return False
         if future.status == "cancelled":
-            self._fail(planned, "system failure", "the scheduler cancelled the run (cluster lost or restarted)")
+            self._fail(planned, RunStatus.SYSTEM_FAILURE, "the scheduler cancelled the run (cluster lost or restarted)")
             return False
         exc = future.exception()
         if _is_worker_death(exc):
             if planned.run_id not in self.seen and resubmits[planned.run_id] < MAX_RESUBMITS:
                 resubmits[planned.run_id] += 1  # its worker died running another run
                 return True
-            self._fail(planned, "system failure", f"worker process died while running it ({type(exc).__name__}: {exc})")
+            self._fail(planned, RunStatus.SYSTEM_FAILURE, f"worker process died while running it ({type(exc).__name__}: {exc})")
             return False
         text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-        self._fail(planned, "error", text)
+        self._fail(planned, RunStatus.ERROR, text)
         return False
 
     def _record(self, planned: PlannedRun, outcome: RunOutcome) -> None:
         stamp = now()
         results = outcome.results or None
-        status = outcome.status if outcome.status in ("done", "error") else "error"
-        shown = return_status(results) if status == "done" and results else (outcome.error or outcome.message or "")
+        status = RunStatus(outcome.status) if outcome.status in (RunStatus.DONE, RunStatus.ERROR) else RunStatus.ERROR
+        shown = return_status(results) if status == RunStatus.DONE and results else (outcome.error or outcome.message or "")
         self.records.add("runs", self.records.run_row(
             planned, status, stamp, return_status=shown, worker=outcome.worker, device=outcome.device,
             error=outcome.error, seed=outcome.seed,
         ))
-        for epoch in outcome.history or ():
-            self.records.add("history", {**epoch, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
-        if results:
-            self.records.add("results", {**results, "run_id": planned.run_id, "attempt": planned.attempt, "time": stamp})
+        self.records.add_outcome(planned, outcome.history, results, stamp)
         self.final[planned.run_id] = status
         loss = results.get("test_loss") if results else None
         self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
-        text = shown if status == "done" else _last_line(outcome.error or outcome.message or "")
-        if outcome.message and status == "done":
+        text = shown if status == RunStatus.DONE else _last_line(outcome.error or outcome.message or "")
+        if outcome.message and status == RunStatus.DONE:
             text += f"  ({outcome.message})"
         self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=text,
                         worker=outcome.worker, device=outcome.device))
 
-    def _fail(self, planned: PlannedRun, status: str, text: str) -> None:
+    def _fail(self, planned: PlannedRun, status: RunStatus, text: str) -> None:
         seen = self.seen.get(planned.run_id, {})
         self.records.add("runs", self.records.run_row(
             planned, status, now(), return_status=text, error=text, worker=seen.get("worker"), device=seen.get("device"),
@@ -372,7 +357,7 @@ class _Sweep:
             if planned is None or run_id in self.final:
                 continue
             self.seen[run_id] = msg
-            self.records.add("runs", self.records.run_row(planned, "running", now(), worker=msg["worker"], device=msg["device"] or None))
+            self.records.add("runs", self.records.run_row(planned, RunStatus.RUNNING, now(), worker=msg["worker"], device=msg["device"] or None))
             self.emit(Event("running", sweep_id=self.sweep_id, run_id=run_id, worker=msg["worker"], device=msg["device"]))
 
     # -- pause and Ctrl-C ----------------------------------------------------------------
@@ -398,8 +383,8 @@ class _Sweep:
             return None
         stamp = now()
         for planned in left:
-            self.records.add("runs", self.records.run_row(planned, "paused", stamp))
-            self.final[planned.run_id] = "paused"
+            self.records.add("runs", self.records.run_row(planned, RunStatus.PAUSED, stamp))
+            self.final[planned.run_id] = RunStatus.PAUSED
         control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=len(inflight))
         self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {len(inflight)} running runs finish"))
         return path
@@ -410,8 +395,8 @@ class _Sweep:
         stamp = now()
         for planned in runs:
             if planned.run_id not in self.final:
-                self.records.add("runs", self.records.run_row(planned, "interrupted", stamp, error=reason))
-                self.final[planned.run_id] = "interrupted"
+                self.records.add("runs", self.records.run_row(planned, RunStatus.INTERRUPTED, stamp, error=reason))
+                self.final[planned.run_id] = RunStatus.INTERRUPTED
         self.compacted = self.records.finish()
         control.remove_heartbeat(self.store, self.sweep_id)
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))

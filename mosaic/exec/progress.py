@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-FAILED = ("error", "system failure")
+from mosaic.store.status import FAILED
 
 
 @dataclass(frozen=True)

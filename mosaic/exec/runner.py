@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mosaic.config import RESERVED
+from mosaic.config import RESERVED, Process
+from mosaic.errors import PipelineError
 from mosaic.exec import metrics
 from mosaic.exec.train import (
     Callback,
@@ -39,10 +40,7 @@ from mosaic.exec.train import (
     save_checkpoint,
     write_legacy_history,
 )
-
-
-class PipelineError(RunFailure):
-    """A run's pipeline cannot be built: class file or class not found, missing parameter..."""
+from mosaic.store import layout
 
 
 @dataclass
@@ -53,7 +51,7 @@ class RunTask:
     attempt: int
     sweep_id: int
     pipeline: list[dict[str, Any]]
-    process: dict[str, Any]
+    process: Process | Mapping[str, Any]  # the [PROCESS] section (a Mapping in tests)
     config_dir: str
     run_files: str
     epochs: int
@@ -375,7 +373,7 @@ def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Opt
 
 def checkpoint_path(run_files: str | os.PathLike[str], run_id: int) -> Path:
     """``<run_files>/checkpoint_<run_id>.pt``."""
-    return Path(run_files) / f"checkpoint_{run_id}.pt"
+    return layout.checkpoint_path(run_files, run_id)
 
 
 def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome:
@@ -393,7 +391,7 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
     )
     try:
         Path(task.run_files).mkdir(parents=True, exist_ok=True)
-        log = open(Path(task.run_files) / f"output_{task.run_id}.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        log = open(layout.log_path(task.run_files, task.run_id), "a", encoding="utf-8", buffering=1)  # noqa: SIM115
     except OSError as exc:
         outcome.error = outcome.message = f"cannot write run files in {task.run_files}: {exc}"
         return outcome
@@ -473,7 +471,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     finally:
         outcome.history = [dict(row) for row in trainer.history]
     checkpoint()
-    write_legacy_history(run_files / f"history_{task.run_id}.pt", trainer.history)
+    write_legacy_history(layout.history_path(run_files, task.run_id), trainer.history)
     outcome.stopped_early = result.stopped_early
     if result.message:
         outcome.message = result.message

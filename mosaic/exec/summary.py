@@ -12,9 +12,8 @@ from typing import Any
 
 from mosaic import sweep as sweeps
 from mosaic.config import Config
-
-FAILED = ("error", "system failure")
-_ORDER = ("done", "error", "system failure", "paused", "interrupted", "running", "pending")
+from mosaic.store.status import FAILED
+from mosaic.store.status import ORDER as _ORDER
 
 
 def return_status(results: Mapping[str, Any]) -> str:

@@ -22,25 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from mosaic.errors import RunFailure, StopTraining, TrainingError  # noqa: F401 - RunFailure: re-exported
+from mosaic.store.files import atomic_write
+from mosaic.store.layout import HISTORY_KEYS
+
 ACCURACY_RULES = ("auto", "argmax", "threshold", "sign", "none")
-HISTORY_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
 CHECKPOINT_FORMAT = 1
-
-
-class RunFailure(Exception):
-    """A failure Mosaic detected itself; its message says it all, so no traceback is stored."""
-
-
-class TrainingError(RunFailure):
-    """Training cannot go on: a non-finite loss, an empty loader, a malformed batch."""
-
-
-class StopTraining(Exception):  # noqa: N818 - named like Keras' / ptutils' signal, not an error
-    """Raised by :meth:`Callback.on_epoch_end` to end training after this epoch."""
-
-    def __init__(self, reason: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Callback:
@@ -464,10 +451,4 @@ def write_legacy_history(path: str | os.PathLike[str], history: Sequence[dict[st
 
 def _atomic_save(obj: Any, path: Path) -> Path:
     """torch.save under a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -1,5 +1,8 @@
 """Run selection, shared by ``rerun`` and ``plotloss`` (and anything that picks runs).
 
+This module parses the flags and says what is wrong with them; the data comes from a
+reader (:meth:`mosaic.store.reader.Reader.run_ids` calls :func:`resolve`).
+
 The original's flags: ``-id 3`` / ``-id 1-3,7,10-12`` / ``-id all``, ``-request SQL``,
 ``-param_name_and_value NAME VALUE`` and the ``_low_threshold`` / ``_high_threshold``
 variants. Thresholds compare numbers as numbers when both sides are numbers (the
@@ -9,17 +12,13 @@ original compared text, so "10" < "9"), and text otherwise.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-import duckdb
-
-from mosaic.analysis.sql import StoreSession, check_read_only, open_store
-from mosaic.errors import MosaicError, SelectionError
-from mosaic.store import Store
+from mosaic.errors import SelectionError
 
 _RANGE = re.compile(r"(\d+)\s*-\s*(\d+)")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -98,29 +97,36 @@ def format_ids(ids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
-def select_runs(store_or_session: StoreSession | Store | str | os.PathLike[str], selection: Selection) -> list[int]:
-    """The run ids a selection picks (sorted, unique); SelectionError when malformed or empty.
+class Source(Protocol):
+    """What :func:`resolve` needs from a reader."""
 
-    ``store_or_session``: an open :class:`StoreSession`, a Store, a store folder or an
-    original ``.db``.
-    """
+    path: Path
+
+    def known_run_ids(self) -> set[int]: ...  # noqa: D102
+    def request(self, sql: str) -> list[int]: ...  # noqa: D102
+    def param_names(self) -> list[str]: ...  # noqa: D102
+    def param_values(self, name: str, limit: int | None = None) -> list[str]: ...  # noqa: D102
+    def matching_runs(self, name: str, kind: str, value: str, number: float | None) -> list[int]: ...  # noqa: D102
+
+
+def check(selection: Selection) -> str:
+    """The one flag ``selection`` sets (``ids``, ``request``, ``equal``, ``below``, ``above``)."""
     chosen = [name for name in ("ids", "request", *_FLAGS) if getattr(selection, name) is not None]
     if len(chosen) != 1:
         raise SelectionError(
             "give exactly one of -id, -request, -param_name_and_value, "
             f"-param_name_and_value_low_threshold, -param_name_and_value_high_threshold (got {len(chosen)})"
         )
-    if isinstance(store_or_session, StoreSession):
-        return _select(store_or_session, selection, chosen[0])
-    path = store_or_session.path if isinstance(store_or_session, Store) else Path(store_or_session)
-    with open_store(path) as session:
-        return _select(session, selection, chosen[0])
+    return chosen[0]
 
 
-def _select(session: StoreSession, selection: Selection, kind: str) -> list[int]:
-    where = f" in {session.path}"
+def resolve(source: Source, selection: Selection) -> list[int]:
+    """The run ids ``selection`` picks in ``source`` (sorted, unique); SelectionError when
+    malformed or empty."""
+    kind = check(selection)
+    where = f" in {source.path}"
     if kind in ("ids", "request"):
-        known = {r for (r,) in session.fetch("SELECT DISTINCT run_id FROM runs_all")}
+        known = source.known_run_ids()
     if kind == "ids":
         wanted = parse_ids(selection.ids or "")
         if wanted is None:
@@ -130,7 +136,7 @@ def _select(session: StoreSession, selection: Selection, kind: str) -> list[int]
         _check_known(wanted, known, selection, where)
         return wanted
     if kind == "request":
-        ids = _request(session, selection.request or "")
+        ids = source.request(selection.request or "")
         if not ids:
             raise SelectionError(f"-request {selection.request!r} returned no run id{where}")
         _check_known(ids, known, selection, where)
@@ -139,11 +145,11 @@ def _select(session: StoreSession, selection: Selection, kind: str) -> list[int]
     if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
         raise SelectionError(f"{_FLAGS[kind]} takes NAME VALUE, got {pair!r}")
     name, value = str(pair[0]), str(pair[1])
-    _check_name(session, name, kind, where)
-    ids = sorted({r for (r,) in session.fetch(_param_query(kind), _param_arguments(kind, name, value))})
+    _check_name(source, name, kind, where)
+    number = float(value) if kind != "equal" and _NUMBER.fullmatch(value.strip()) else None
+    ids = sorted(set(source.matching_runs(name, kind, value, number)))
     if not ids:
-        values = [v for (v,) in session.fetch(
-            "SELECT DISTINCT param_value FROM params WHERE param_name = ? ORDER BY 1 LIMIT 11", [name])]
+        values = source.param_values(name, limit=11)
         shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
         raise SelectionError(f"no run matches {selection.describe()}{where}; {name} takes the values: {shown}")
     return ids
@@ -156,53 +162,10 @@ def _check_known(ids: list[int], known: set[int], selection: Selection, where: s
         raise SelectionError(f"{selection.describe()}: run ids {format_ids(missing)} are not{where} (it holds {held})")
 
 
-def _request(session: StoreSession, sql: str) -> list[int]:
-    try:
-        check_read_only(sql)
-    except MosaicError as exc:
-        raise SelectionError(f"-request: {exc}") from None
-    try:
-        relation = session.sql(sql)
-        types = [str(t) for t in relation.types]
-        if len(types) != 1 or types[0] not in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-                                                "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}:
-            columns = ", ".join(f"{c} {t}" for c, t in zip(relation.columns, types, strict=True))
-            raise SelectionError(
-                f"-request must return one integer column of run ids; {sql!r} returns ({columns}); "
-                "e.g. SELECT run_id FROM params WHERE param_name = 'mlp_key' AND param_value = 'brick_3'"
-            )
-        rows = session.retry(lambda: session.con.sql(sql).fetchall())
-    except duckdb.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SelectionError(f"-request {sql!r} failed: {message}") from None
-    return sorted({r for (r,) in rows if r is not None})
-
-
-def _check_name(session: StoreSession, name: str, kind: str, where: str) -> None:
-    # the raw table has the same names as the view (superseding rows keep their name), faster
-    names = [n for (n,) in session.fetch("SELECT DISTINCT param_name FROM params_all ORDER BY 1")]
-    names += ["status", "traceback"]
+def _check_name(source: Source, name: str, kind: str, where: str) -> None:
+    names = [*source.param_names(), "status", "traceback"]
     if name in names:
         return
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     hint = f"close names: {', '.join(close)}" if close else f"names include: {', '.join(names[:12])}"
     raise SelectionError(f"{_FLAGS[kind]} {name}: no parameter of that name{where}; {hint}")
-
-
-def _param_query(kind: str) -> str:
-    if kind == "equal":
-        return "SELECT run_id FROM params WHERE param_name = ? AND param_value = ?"
-    op = "<" if kind == "below" else ">"
-    # numbers compare as numbers when both sides are numbers; otherwise as text
-    return f"""
-        SELECT run_id FROM params WHERE param_name = ? AND CASE
-            WHEN ?::DOUBLE IS NOT NULL AND TRY_CAST(trim(param_value) AS DOUBLE) IS NOT NULL
-            THEN TRY_CAST(trim(param_value) AS DOUBLE) {op} ?::DOUBLE
-            ELSE param_value {op} ? END"""
-
-
-def _param_arguments(kind: str, name: str, value: str) -> list[object]:
-    if kind == "equal":
-        return [name, value]
-    number = float(value) if _NUMBER.fullmatch(value.strip()) else None
-    return [name, number, number, value]
