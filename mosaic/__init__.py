@@ -5,10 +5,8 @@ The public Python API. Every ``mosaic <command>`` calls the function of the same
 when the function that needs them is first used, so ``mosaic generate`` stays quick.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import Any
+from importlib import import_module as _import_module
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -52,9 +50,9 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _API:
-        value = getattr(import_module(_API[name]), name)
+        value = getattr(_import_module(_API[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'mosaic' has no attribute {name!r}")

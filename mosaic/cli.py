@@ -15,6 +15,7 @@ from typing import Any
 
 import mosaic
 from mosaic.errors import MosaicError
+from mosaic.exec.progress import console_progress
 
 Handler = Callable[[argparse.Namespace, Callable[..., Any]], int]
 
@@ -192,8 +193,6 @@ def _generate(args: argparse.Namespace, function: Callable[..., Any]) -> int:
 
 
 def _progress(args: argparse.Namespace) -> object:
-    from mosaic.exec.progress import console_progress
-
     return console_progress(plain=args.no_progress)
 
 

@@ -1,6 +1,7 @@
-"""Build test stores row by row, the way the driver writes them (without training anything).
+"""Build test stores row by row with the store's own writer (without training anything).
 
-A sweep writes a ``sweeps`` row, ``pending`` runs rows and the params of every planned run
+Rows come from the row builders of :mod:`mosaic.store.records` (the ones the driver uses)
+and go through ``Store.append``, so these stores change when the writer does. A sweep writes a ``sweeps`` row, ``pending`` runs rows and the params of every planned run
 (legacy params as text, ``pipeline`` JSON, PROCESS values, ``database_path``); each run
 then gets ``running`` and ``done``/``error`` rows, and a done run its history (every epoch
 of the attempt at once) and one results row; the sweep ends with a superseding sweeps row.
@@ -13,10 +14,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import pyarrow as pa
-
+from mosaic.store import records
+from mosaic.store.reader import open_reader
 from mosaic.store.writer import Store, now
-from mosaic.sweep import format_pipeline, legacy_params
 
 PROCESS = {"lr": "1e-2", "epochs": "3", "loss_function": "MSELoss", "data_scheme": "dataset",
            "pipeline_scheme": "mlp", "run_files_path": "runs"}
@@ -56,28 +56,20 @@ class SweepWriter:
         self._sweep_row(ended=False)
 
     def _sweep_row(self, ended: bool) -> None:
-        self.store.append("sweeps", [{
-            "sweep_id": self.sweep_id, "kind": self.kind, "config_path": "config.ini", "config": "[PROCESS]",
-            "started": self.started, "ended": now() if ended else None, "host": "test",
-            "store_path": str(self.store.path),
-        }], self.sweep_id)
+        self.store.append("sweeps", [records.sweep_row(
+            self.sweep_id, self.kind, config_path="config.ini", config_text="[PROCESS]", started=self.started,
+            ended=ended, store_path=self.store.path, host="test",
+        )], self.sweep_id)
 
     def plan(self, pipelines: Sequence[list[dict[str, Any]]], params: bool = True) -> list[int]:
         """Allocate ids; write pending runs rows and (unless a rerun) the params rows."""
         ids = list(self.store.allocate_run_ids(len(pipelines)))
-        runs, rows = [], []
-        for run_id, pipe in zip(ids, pipelines, strict=True):
-            self.pipelines[run_id] = pipe
-            self.attempts[run_id] = 0
-            text = json.dumps(pipe)
-            runs.append({"run_id": run_id, "attempt": 0, "status": "pending", "pipeline": format_pipeline(pipe),
-                         "pipeline_json": text, "seed": run_id})
-            pairs = [(n, str(v)) for n, v in legacy_params(pipe)]
-            pairs += [("pipeline", text), *PROCESS.items(), ("database_path", str(self.store.path))]
-            rows += [{"run_id": run_id, "param_name": n, "param_value": v} for n, v in pairs]
-        self.store.append("runs", runs, self.sweep_id)
-        if params:
-            self.store.append("params", rows, self.sweep_id)
+        planned = [records.PlannedRun(run_id, 0, pipe, 3) for run_id, pipe in zip(ids, pipelines, strict=True)]
+        for run in planned:
+            self.pipelines[run.run_id] = run.pipeline
+            self.attempts[run.run_id] = 0
+        records.write_planned(self.store, self.sweep_id, planned, seed=lambda run_id: run_id,
+                              process_raw=PROCESS if params else None)
         return ids
 
     def adopt(self, run_id: int, pipe: list[dict[str, Any]], attempt: int) -> None:
@@ -87,12 +79,9 @@ class SweepWriter:
         self._status(run_id, "pending")
 
     def _status(self, run_id: int, status: str, **extra: Any) -> None:
-        pipe = self.pipelines[run_id]
-        self.store.append("runs", [{
-            "run_id": run_id, "attempt": self.attempts[run_id], "status": status,
-            "pipeline": format_pipeline(pipe), "pipeline_json": json.dumps(pipe), "seed": run_id,
-            "worker": "tcp://127.0.0.1:1", "device": "cpu", **extra,
-        }], self.sweep_id)
+        row = records.run_row(run_id, self.attempts[run_id], self.pipelines[run_id], status, run_id, now(),
+                              worker="tcp://127.0.0.1:1", device="cpu", **extra)
+        self.store.append("runs", [row], self.sweep_id)
 
     def start(self, run_id: int) -> None:
         self._status(run_id, "running")
@@ -102,21 +91,20 @@ class SweepWriter:
         attempt = self.attempts[run_id]
         history = curve(run_id, epochs, attempt)
         stamp = now()
-        self.store.append("history", [{**row, "run_id": run_id, "attempt": attempt, "time": stamp} for row in history],
-                          self.sweep_id)
+        self.store.append("history", records.history_rows(run_id, attempt, history, stamp), self.sweep_id)
         train = [r["train_loss"] for r in history]
         test = [r["test_loss"] for r in history]
         k = max(1, epochs // 10)
         grads = [b - a for a, b in zip(train, train[1:], strict=False)][-k:]
         slope = sum(grads) / len(grads) if grads else None
         spread = max(train + test) - min(train + test)
-        self.store.append("results", [{
-            "run_id": run_id, "attempt": attempt, "train_loss": train[-1], "test_loss": test[-1],
+        self.store.append("results", [records.result_row(run_id, attempt, {
+            "train_loss": train[-1], "test_loss": test[-1],
             "train_acc": history[-1]["train_acc"], "test_acc": history[-1]["test_acc"], "nb_params": 10 + run_id,
             "duration_s": 0.5 + run_id / 100, "epochs": epochs,
             "overfit": abs(test[-1] - train[-1]) / spread if spread else None,
             "trainability": sum(test) / len(test), "slope": slope, "slope_std_plus": 0.0, "slope_std_minus": 0.0,
-        }], self.sweep_id)
+        }, stamp)], self.sweep_id)
         status = f"train_loss={train[-1]:.3E}\ttest_loss={test[-1]:.3E}\texecution_time={0.5:.3E}"
         self._status(run_id, "done", return_status=status)
 
@@ -155,16 +143,8 @@ def rerun(store: Store, run_ids: Sequence[int], epochs: int) -> SweepWriter:
 
 
 def _latest(store: Store, run_ids: Sequence[int]) -> dict[int, tuple[list[dict[str, Any]], int]]:
-    import pyarrow.parquet as pq
-
-    table = pa.concat_tables([pq.read_table(f) for f in store.files("runs")])
-    found: dict[int, tuple[Any, list[dict[str, Any]], int]] = {}
-    for row in table.to_pylist():
-        if row["run_id"] in run_ids:
-            key = row["time"]
-            if row["run_id"] not in found or key > found[row["run_id"]][0]:
-                found[row["run_id"]] = (key, json.loads(row["pipeline_json"]), row["attempt"])
-    return {r: (p, a) for r, (_, p, a) in found.items()}
+    with open_reader(store) as reader:
+        return {row["run_id"]: (json.loads(row["pipeline_json"]), row["attempt"]) for row in reader.latest_runs(run_ids)}
 
 
 def is_close(a: float | None, b: float | None) -> bool:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from tests.store_rows import SweepWriter, build_store, pipeline, rerun
 from tests.test_sql import VIEW_COLUMNS
 
 DATA = Path(__file__).resolve().parent / "data" / "legacy"
+#: the longest any wait on a background thread may take (a hang fails instead of blocking the suite)
+WAIT_S = 300.0
 VIEWS = tuple(VIEW_COLUMNS) + ("runs_all", "params_all", "results_all", "history_all", "sweeps_all")
 
 
@@ -97,17 +100,19 @@ def test_reading_while_compacting_and_writing(tmp_path: Path) -> None:
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=write), threading.Thread(target=compact)]
+    threads = [threading.Thread(target=write, daemon=True), threading.Thread(target=compact, daemon=True)]
     for thread in threads:
         thread.start()
     done = []
-    while threads[0].is_alive():
+    deadline = time.monotonic() + WAIT_S
+    while threads[0].is_alive() and time.monotonic() < deadline:
         text = query(store.path, "SELECT count(*) AS n FROM runs WHERE status = 'done'", format="csv")
         done.append(int(text.split()[1]))
         query(store.path, "SELECT count(*) FROM history h JOIN params p USING (run_id)", format="csv")
     stop.set()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=WAIT_S)
+    assert not any(thread.is_alive() for thread in threads), "a writer or compactor thread hangs"
     assert not failures
     assert done == sorted(done)
     with open_store(store.path) as session:
@@ -146,17 +151,18 @@ def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
 
         def write() -> None:
             width = 100
-            while not stop.is_set():
+            while not stop.wait(timeout=0.005):
                 (run_id,) = writer.plan([pipeline("mlp_brick", width)])
                 writer.start(run_id)
                 writer.finish(run_id)
                 width += 1
 
-        thread = threading.Thread(target=write)
+        thread = threading.Thread(target=write, daemon=True)
         thread.start()
         yield path
         stop.set()
-        thread.join()
+        thread.join(timeout=WAIT_S)
+        assert not thread.is_alive(), "the background writer did not stop"
 
 
 CONTRACT = {

@@ -21,8 +21,8 @@ import mosaic
 from mosaic.analysis.report import metaplot, plotloss, report
 from mosaic.cli import main
 from mosaic.errors import SelectionError, StoreError, UsageError
-from mosaic.store.writer import Store
-from mosaic.sweep import format_pipeline, legacy_params
+from mosaic.store import records
+from mosaic.store.writer import Store, now
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy"
 
@@ -37,28 +37,30 @@ def _pipeline(family: str, width: int) -> list[dict]:
 
 
 def make_store(path: Path, spec: list[tuple[str, int, str]], epochs: int = 5, no_history: tuple[int, ...] = ()) -> Path:
-    """A store of runs (family, width, status) written the way a sweep writes them."""
+    """A store of runs (family, width, status) written with the store's own row builders."""
     store = Store(path, create=True)
     sweep = store.new_sweep_id()
     ids = list(store.allocate_run_ids(len(spec)))
     runs, params, results, history = [], [], [], []
     for run_id, (family, width, status) in zip(ids, spec, strict=True):
         pipe = _pipeline(family, width)
-        runs.append({"run_id": run_id, "attempt": 1, "status": status, "pipeline": format_pipeline(pipe),
-                     "pipeline_json": json.dumps(pipe), "error": None if status == "done" else "Traceback: boom"})
-        params += [{"run_id": run_id, "param_name": n, "param_value": str(v)} for n, v in legacy_params(pipe)]
-        params.append({"run_id": run_id, "param_name": "pipeline", "param_value": json.dumps(pipe)})
+        stamp = now()
+        runs.append(records.run_row(run_id, 1, pipe, status, None, stamp,
+                                    error=None if status == "done" else "Traceback: boom"))
+        params += [{"run_id": run_id, "param_name": n, "param_value": v, "time": stamp}
+                   for n, v in records.param_pairs(pipe, {}, store.path)]
         if status != "done":
             continue
         nb = 4 * width * width + 3 * width + 1
         final = 1.0 / width + run_id / 1000
-        results.append({"run_id": run_id, "attempt": 1, "train_loss": final, "test_loss": final * 1.1,
-                        "train_acc": 0.9, "test_acc": 0.8, "nb_params": nb, "duration_s": 1.5, "epochs": epochs,
-                        "overfit": 0.1 * width, "trainability": final * 2, "slope": -0.01,
-                        "slope_std_plus": 0.001, "slope_std_minus": 0.002})
+        results.append(records.result_row(run_id, 1, {
+            "train_loss": final, "test_loss": final * 1.1, "train_acc": 0.9, "test_acc": 0.8, "nb_params": nb,
+            "duration_s": 1.5, "epochs": epochs, "overfit": 0.1 * width, "trainability": final * 2, "slope": -0.01,
+            "slope_std_plus": 0.001, "slope_std_minus": 0.002}, stamp))
         if run_id not in no_history:
-            history += [{"run_id": run_id, "attempt": 1, "epoch": e, "train_loss": final + 1 / e,
-                         "test_loss": final * 1.1 + 1 / e, "seconds": 0.1} for e in range(1, epochs + 1)]
+            history += records.history_rows(run_id, 1, [
+                {"epoch": e, "train_loss": final + 1 / e, "test_loss": final * 1.1 + 1 / e, "seconds": 0.1}
+                for e in range(1, epochs + 1)], stamp)
     for table, rows in (("runs", runs), ("params", params), ("results", results), ("history", history)):
         store.append(table, rows, sweep)
     return path

@@ -29,6 +29,7 @@ from mosaic.store.layout import last_store
 from mosaic.store.reader import open_reader
 from mosaic.store.status import FAILED, RunStatus
 from mosaic.store.writer import Store
+from mosaic.sweep import write_pipelines
 
 #: A driver whose heartbeat is older than this is considered gone.
 HEARTBEAT_STALE_S = 30.0
@@ -114,8 +115,6 @@ def write_pause_file(
     runs: list[dict[str, Any]],
 ) -> Path:
     """Write the paused pipelines (legacy list) and the ``<file>.mosaic.json`` sidecar."""
-    from mosaic.sweep import write_pipelines
-
     target = write_pipelines(pipelines, path)
     _write_json(sidecar_path(target), {
         "format": 1,

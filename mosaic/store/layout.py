@@ -17,10 +17,17 @@ No other module builds one of these names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from mosaic.errors import UsageError
 from mosaic.store.files import atomic_write
@@ -76,6 +83,36 @@ class Layout:
     def ids_lock(self) -> Path:
         """The lock the counters change under."""
         return self.state_dir / "ids.lock"
+
+    @property
+    def files_lock_path(self) -> Path:
+        """The file behind :meth:`files_lock`."""
+        return self.path / "_state" / "files.lock"
+
+    @contextlib.contextmanager
+    def files_lock(self, exclusive: bool) -> Iterator[None]:
+        """Readers hold it shared while they list and read files; compaction holds it
+        exclusive only while it deletes the files it merged. So a reader never loses a
+        file between listing and reading it, and readers never wait on each other.
+
+        Best effort where the lock cannot be taken (no ``fcntl``, a read-only store the
+        lock file was never made in): readers then fall back on re-listing and retrying.
+        """
+        if fcntl is None:  # not POSIX: no lock
+            yield
+            return
+        path = self.files_lock_path
+        try:
+            handle = open(path, "a+b" if exclusive else "rb")  # noqa: SIM115 - held across the yield
+        except OSError:
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     # -- control -----------------------------------------------------------------------
     def heartbeat(self, sweep_id: int) -> Path:

@@ -31,6 +31,7 @@ configuration changes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -142,6 +143,7 @@ class StoreSession:
         self._next_run_id: int | None = None
         self._reruns: bool | None = None
         self._max_attempt: dict[Path, int] = {}
+        self._depth = 0
 
     @property
     def is_legacy(self) -> bool:
@@ -170,17 +172,29 @@ class StoreSession:
         return self.retry(lambda: self.con.execute(query, parameters).to_arrow_table())
 
     def retry(self, action: Callable[[], T]) -> T:
-        """Run ``action``, re-listing the store's files if a file vanished under it (compaction)."""
+        """Run ``action`` against one listing of the store's files (calls nested in it share that
+        listing), re-listing and running again if a file vanished under it (compaction)."""
+        if self._depth:  # inside another call: it holds one listing and retries as a whole
+            return action()
         for attempt in range(_RETRIES):
             try:
-                if self.live or attempt:
-                    self.refresh(force=attempt > 0)
-                return action()
+                with self._files_lock():
+                    if self.live or attempt:
+                        self.refresh(force=attempt > 0)
+                    self._depth += 1
+                    try:
+                        return action()
+                    finally:
+                        self._depth -= 1
             except duckdb.IOException:
                 if self.store is None or attempt == _RETRIES - 1:
                     raise
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _files_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while files are listed and read: compaction deletes nothing meanwhile."""
+        return self.store.files_lock(exclusive=False) if self.store is not None else contextlib.nullcontext()
 
     def refresh(self, force: bool = False) -> None:
         """Point the views at the store's current files (no-op for an original database)."""
@@ -279,12 +293,14 @@ def open_store(path: str | os.PathLike[str], run_files: str | os.PathLike[str] |
         else:
             for attempt in range(_RETRIES):  # creating a view reads file footers: retry past compaction
                 try:
-                    session.refresh(force=True)
-                    _create_views(con)
+                    with session._files_lock():
+                        session.refresh(force=True)
+                        _create_views(con)
                     break
                 except duckdb.IOException:
                     if attempt == _RETRIES - 1:
                         raise
+                    time.sleep(0.02 * (attempt + 1))
         allowed = [str(store.path.resolve()) + os.sep] if store is not None else []
         con.execute(f"SET allowed_directories = [{', '.join(_sql_string(a) for a in allowed)}]")
         con.execute("SET enable_external_access = false")

@@ -9,6 +9,7 @@ Paths come from :mod:`mosaic.store.layout`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -87,6 +88,8 @@ class Store(Layout):
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write(self.marker, json.dumps({"format": FORMAT_VERSION, "tool": "mosaic"}))
         self._lock = FileLock(str(self.ids_lock))
+        with contextlib.suppress(OSError):  # a read-only store: readers fall back on retrying
+            self.files_lock_path.touch(exist_ok=True)
 
     # -- ids -----------------------------------------------------------------------------
     def _bump(self, name: str, count: int) -> int:
@@ -160,8 +163,10 @@ class Store(Layout):
                 schema = arrow_schema(table)
                 merged = pa.concat_tables([_conform(pq.read_table(f), schema) for f in files])
                 _write_table(merged, files[0].parent / compacted_name(files[-1]))
-                for old in files:
-                    old.unlink(missing_ok=True)
+                # readers skip merged files from now on; delete them once no reader is mid-call
+                with self.files_lock(exclusive=True):
+                    for old in files:
+                        old.unlink(missing_ok=True)
                 partitions += 1
                 after += 1
         return CompactResult(self.path, partitions, before, after)

@@ -1,0 +1,184 @@
+"""Every reader method on both backends, in the manner of Optuna's StorageTestCase.
+
+The backends: a Mosaic store (Parquet) in the four states the store must handle (empty,
+mid-sweep with files arriving, compacted, imported from the original tool) and a database
+written by the original tool (sqlite), with and without its run-files folder. Each test
+states one rule of :class:`mosaic.store.reader.Reader` and must hold on all of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from mosaic.analysis.legacy import import_db
+from mosaic.errors import SelectionError
+from mosaic.store.reader import RUN_COLUMNS, LegacyReader, Reader, StoreReader, open_reader
+from mosaic.store.selection import Selection
+from mosaic.store.status import RunStatus
+from mosaic.store.writer import Store
+from tests.store_rows import SweepWriter, pipeline
+from tests.test_compact import WAIT_S, busy_store
+
+DATA = Path(__file__).resolve().parent / "data" / "legacy"
+STATES = ["empty", "mid-sweep", "compacted", "imported", "legacy-db", "legacy-db+runs"]
+RUN_VIEW = ["run_id", "status", "pipeline", "return_status", "attempt", "pipeline_json", "worker", "device",
+            "error", "seed", "sweep_id", "time"]
+RESULT_VIEW = ["run_id", "train_loss", "test_loss", "train_acc", "test_acc", "nb_params", "duration(s)", "epochs",
+               "overfit", "trainability", "slope", "slope_std_plus", "slope_std_minus", "attempt"]
+HISTORY_VIEW = ["run_id", "epoch", "attempt", "train_loss", "test_loss", "train_acc", "test_acc", "seconds", "time",
+                "sweep_id"]
+
+
+@pytest.fixture(params=STATES)
+def reader(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Reader]:
+    """A reader of one backend in one state."""
+    kind = request.param
+    if kind.startswith("legacy-db"):
+        runs = DATA / "legacy_runs" if kind.endswith("+runs") else None
+        with open_reader(DATA / "legacy_sample.db", run_files=runs) as opened:
+            assert isinstance(opened, LegacyReader) and opened.is_legacy
+            yield opened
+        return
+    path = tmp_path / "store"
+    stop = threading.Event()
+    thread = None
+    if kind == "empty":
+        Store(path, create=True)
+    elif kind == "compacted":
+        busy_store(path).compact()
+    elif kind == "imported":
+        import_db(DATA / "legacy_sample.db", path, history_dir=DATA / "legacy_runs")
+    else:  # mid-sweep: files keep arriving while the checks run
+        writer = SweepWriter(busy_store(path))
+
+        def write() -> None:
+            width = 100
+            while not stop.wait(timeout=0.005):
+                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
+                writer.start(run_id)
+                writer.finish(run_id)
+                width += 1
+
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+    try:
+        with open_reader(path) as opened:
+            assert isinstance(opened, StoreReader) and not opened.is_legacy
+            yield opened
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=WAIT_S)
+            assert not thread.is_alive(), "the background writer did not stop"
+
+
+def _column(table: pa.Table, name: str) -> list:
+    return table.column(name).to_pylist()
+
+
+def test_runs_latest_row_per_run(reader: Reader) -> None:
+    runs = reader.runs()
+    assert runs.column_names == RUN_VIEW
+    ids = _column(runs, "run_id")
+    assert ids == sorted(set(ids))
+    assert set(_column(runs, "status")) <= {s.value for s in RunStatus}
+    if ids:
+        assert _column(reader.runs(ids[:2]), "run_id") == ids[:2]
+    assert reader.runs([]).num_rows == 0
+
+
+def test_latest_runs_as_dicts(reader: Reader) -> None:
+    rows = reader.snapshot(lambda: reader.latest_runs())
+    assert all(tuple(row) == RUN_COLUMNS for row in rows)
+    ids = [row["run_id"] for row in rows]
+    assert ids == sorted(set(ids))
+    done = [row for row in rows if row["status"] == RunStatus.DONE]
+    assert all(row["pipeline_json"] for row in done)  # from runs, or the 'pipeline' param of an import
+    if ids:
+        assert [row["run_id"] for row in reader.latest_runs(ids[-1:])] == ids[-1:]
+
+
+def test_run_ids_and_selection(reader: Reader) -> None:
+    known, used, ids = reader.snapshot(lambda: (reader.known_run_ids(), reader.used_run_ids(), reader.run_ids()))
+    assert known <= used
+    assert ids == sorted(known)
+    if not known:
+        with pytest.raises(SelectionError, match="no runs"):
+            reader.run_ids(Selection(ids="all"))
+        return
+    first = min(known)
+    assert reader.run_ids(Selection(ids=str(first))) == [first]
+    assert set(reader.run_ids(Selection(ids="all"))) >= {first}
+    with pytest.raises(SelectionError, match="not in"):
+        reader.run_ids(Selection(ids=str(max(reader.used_run_ids()) + 1000)))
+    assert reader.request(f"SELECT run_id FROM runs WHERE run_id = {first}") == [first]
+    with pytest.raises(SelectionError, match="one integer column"):
+        reader.request("SELECT 'x' AS run_id")
+    with pytest.raises(SelectionError, match="read-only"):
+        reader.request("DELETE FROM runs")
+
+
+def test_params_latest_value_and_synthesized_status(reader: Reader) -> None:
+    params, runs = reader.snapshot(lambda: (reader.params(), reader.runs()))
+    assert params.column_names == ["run_id", "param_name", "param_value"]
+    keys = list(zip(_column(params, "run_id"), _column(params, "param_name"), strict=True))
+    assert len(keys) == len(set(keys))
+    ids = _column(params, "run_id")
+    assert ids == sorted(ids)
+    status = {r: v for r, n, v in zip(ids, _column(params, "param_name"), _column(params, "param_value"), strict=True)
+              if n == "status"}
+    assert status == dict(zip(_column(runs, "run_id"), _column(runs, "status"), strict=True))
+    names = reader.param_names()
+    assert names == sorted(set(names)) and "status" not in names
+    if not names:
+        return
+    name = names[0]
+    only = reader.params(names=[name])
+    assert set(_column(only, "param_name")) == {name}
+    values = reader.param_values(name)
+    assert values == sorted(set(values)) and len(reader.param_values(name, limit=1)) == 1
+    keyed = set(_column(reader.params(names=[], keys=True), "param_name"))
+    assert all(n.endswith("_key") for n in keyed)
+    run_id = _column(only, "run_id")[0]
+    value = _column(only, "param_value")[0]
+    assert run_id in reader.matching_runs(name, "equal", value, None)
+    assert set(_column(reader.params(ids=[run_id]), "run_id")) == {run_id}
+
+
+def test_results_latest_attempt_per_run(reader: Reader) -> None:
+    results, known = reader.snapshot(lambda: (reader.results(), reader.known_run_ids()))
+    assert results.column_names == RESULT_VIEW
+    ids = _column(results, "run_id")
+    assert ids == sorted(set(ids)) and set(ids) <= known
+
+
+def test_history_latest_attempt_per_epoch(reader: Reader) -> None:
+    history, known = reader.snapshot(lambda: (reader.history(), reader.known_run_ids()))
+    assert history.column_names == HISTORY_VIEW
+    keys = list(zip(_column(history, "run_id"), _column(history, "epoch"), strict=True))
+    assert keys == sorted(set(keys))
+    assert {r for r, _ in keys} <= known  # never the history of a run whose runs row is unseen
+    if reader.is_legacy and not keys:
+        return
+    for run_id in {r for r, _ in keys}:
+        epochs = [e for r, e in keys if r == run_id]
+        assert epochs == list(range(1, len(epochs) + 1))
+
+
+def test_sweeps_and_next_run_id(reader: Reader) -> None:
+    sweeps = reader.sweeps()
+    sweep_ids = _column(sweeps, "sweep_id")
+    assert sweep_ids == sorted(set(sweep_ids))
+    if reader.is_legacy:
+        assert sweeps.num_rows == 0
+    assert reader.next_run_id() > max(reader.used_run_ids(), default=0)
+    assert dict(reader.system()).keys() >= {"next_run_id"} or not reader.is_legacy
+
+
+def test_snapshot_returns_what_the_action_returns(reader: Reader) -> None:
+    assert reader.snapshot(lambda: 42) == 42
