@@ -132,25 +132,40 @@ def _cuda_device_count() -> int:
 
 
 class WorkerSetup(WorkerPlugin):
-    """Per-process setup of a worker: its device, torch threads, and a warm-up.
+    """Per-process setup of a worker: its device, torch threads, dataset cache, and a warm-up.
 
     The device comes from the worker's name (local GPU workers are named 0, 1, ...) and is
     exported as ``MOSAIC_DEVICE`` (``torch.cuda.set_device`` too when CUDA is there); with
     ``gpu`` and no device list, a worker advertising a ``GPU`` resource uses ``cuda`` unless
-    its environment names a device. Local workers get this plugin when they start, so it
-    also sets up the replacement of a worker that died.
+    its environment names a device. ``cache_dir``/``cache_bytes`` (MONITOR
+    ``cache_database_path``/``cache_size``) become the worker's :mod:`mosaic.cache` defaults,
+    used by ``mosaic.lib`` and ``mosaic.cache.fetch``. Local workers get this plugin when they
+    start, so it also sets up the replacement of a worker that died.
     """
 
     name = "mosaic-setup"
     idempotent = True
 
-    def __init__(self, torch_threads: int | None = None, devices: tuple[str, ...] = (), gpu: bool = False) -> None:
+    def __init__(
+        self,
+        torch_threads: int | None = None,
+        devices: tuple[str, ...] = (),
+        gpu: bool = False,
+        cache_dir: str | None = None,
+        cache_bytes: int | None = None,
+    ) -> None:
         self.torch_threads = torch_threads
         self.devices = devices
         self.gpu = gpu
+        self.cache_dir = cache_dir
+        self.cache_bytes = cache_bytes
 
     def setup(self, worker: Any) -> None:
-        """Pin the device, set torch threads, import the runner and warm torch up."""
+        """Pin the device, set torch threads and the cache, import the runner and warm torch up."""
+        if self.cache_dir is not None:
+            from mosaic import cache
+
+            cache.configure(self.cache_dir, self.cache_bytes)
         device = device_for(worker.name, self.devices)
         if device is None and self.gpu and worker.state.total_resources.get(GPU):
             device = os.environ.get("MOSAIC_DEVICE", "cuda")
@@ -300,7 +315,8 @@ def open_cluster(
         if client is None:
             client = _connect(scheduler, scheduler_file)
         resources = {GPU: 1} if monitor.need_gpu else None
-        cluster = Cluster(client, task_resources=resources, owns_client=owns, prepare=WorkerSetup(gpu=monitor.need_gpu))
+        prepare = WorkerSetup(gpu=monitor.need_gpu, **cache_settings(monitor))
+        cluster = Cluster(client, task_resources=resources, owns_client=owns, prepare=prepare)
         if resources and not any(
             w.get("resources", {}).get(GPU) for w in client.scheduler_info(n_workers=-1)["workers"].values()
         ):
@@ -316,7 +332,8 @@ def open_cluster(
         return cluster
     check_gpu(monitor)
     plan = plan_workers(monitor, workers)
-    local = start_local_cluster(plan.workers, plan.worker_resources, WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu))
+    setup = WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu, **cache_settings(monitor))
+    local = start_local_cluster(plan.workers, plan.worker_resources, setup)
     try:
         client = Client(local, set_as_default=False)
     except BaseException:
@@ -325,6 +342,13 @@ def open_cluster(
     link = _dashboard(client)
     emit(Event("cluster", text=f"local cluster {local.scheduler_address}", total=plan.workers, link=link))
     return Cluster(client, local=local, plan=plan, task_resources=plan.task_resources, dashboard=link)
+
+
+def cache_settings(monitor: Monitor) -> dict[str, Any]:
+    """WorkerSetup's cache arguments: ``cache_database_path`` made absolute against the
+    current folder (where the original kept its cache database) and ``cache_size`` in bytes."""
+    path = Path(monitor.cache_database_path).expanduser()
+    return {"cache_dir": str(path if path.is_absolute() else Path.cwd() / path), "cache_bytes": monitor.cache_size}
 
 
 def _connect(scheduler: str | None, scheduler_file: str | os.PathLike[str] | None) -> Client:

@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ import torch
 
 from mosaic.config import RESERVED
 from mosaic.exec import metrics
+from mosaic.exec.loss import aligned
+from mosaic.exec.notes import run_notes
 from mosaic.exec.train import (
     Callback,
     Chain,
@@ -342,7 +344,7 @@ def build_chain(task: RunTask, classes: Sequence[type], first: int, run_info: di
 
 
 def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[str, Any], device: torch.device) -> Any:
-    """``torch.nn.<loss_function>()`` or the user's class_loss_function, on ``device``."""
+    """``torch.nn.<loss_function>()`` or the user's class_loss_function on ``device``, in an AlignedLoss."""
     if process.get("class_loss_function"):
         name = process["class_loss_function"]
         path = process.get("path_to_class_loss_function")
@@ -357,7 +359,7 @@ def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[st
         loss = cls()
     if isinstance(loss, torch.nn.Module):
         loss.to(device)
-    return loss
+    return aligned(loss)
 
 
 def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Optimizer | None:
@@ -403,7 +405,7 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
             f"device {device} worker {outcome.worker} epochs {task.epochs}{' resume' if task.resume else ''}\n"
         )
         try:
-            _train_run(task, outcome, started, [*task.callbacks, *callbacks])
+            _train_run(task, outcome, started, [*task.callbacks, *callbacks], run_notes(log))
             outcome.status = "done"
         except RunFailure as exc:
             outcome.error = outcome.message = str(exc)
@@ -418,7 +420,7 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
     return outcome
 
 
-def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequence[Callback]) -> None:
+def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequence[Callback], note: Callable[[str], None]) -> None:
     process = task.process
     device = _device(outcome.device)
     # import before seeding: module-level code runs on a process's first import only
@@ -443,7 +445,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
-            saved = load_checkpoint(ckpt, chain, optimizer)
+            saved = load_checkpoint(ckpt, chain, optimizer, note=note)
             trainer.history = [dict(row) for row in saved["history"]]
             trainer.accuracy = saved["accuracy"]
             prior_duration = float(saved["duration_s"])
@@ -455,7 +457,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
 
     def checkpoint() -> None:
         save_checkpoint(
-            ckpt, chain, optimizer,
+            ckpt, chain, optimizer, note=note,
             model_path=lambda index: str(run_files / f"model_{task.run_id}_{index}"),
             extra={
                 "run_id": task.run_id,
