@@ -23,7 +23,7 @@ import mosaic
 from mosaic import cache
 from mosaic.config import load_config
 from mosaic.errors import UsageError
-from mosaic.exec.cluster import cache_settings
+from mosaic.exec.cluster import cache_settings, open_cluster
 from mosaic.exec.loss import AlignedLoss, alignment
 from mosaic.exec.runner import RunTask, execute_run
 from mosaic.exec.train import Chain, TrainingError, load_checkpoint, save_checkpoint
@@ -127,6 +127,18 @@ def test_cache_folder_is_made_absolute_against_the_current_folder(tmp_path: Path
     monitor = load_config(config).monitor
     monkeypatch.chdir(tmp_path)
     assert cache_settings(monitor) == {"cache_dir": str(tmp_path / "my_cache"), "cache_bytes": 1024**2}
+
+
+def test_embedded_cluster_workers_get_the_cache(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    config = tmp_path / "examples" / "config.ini"
+    config.write_text(config.read_text().replace("CACHE_DIR", str(tmp_path / "cache")))
+    cluster = open_cluster(load_config(config).monitor, workers=1)
+    try:
+        caches = cluster.client.run(lambda: (str(cache.default_cache_dir()), cache._defaults.max_bytes))
+    finally:
+        cluster.close()
+    assert list(caches.values()) == [(str(tmp_path / "cache"), 1024**2)]
 
 
 # --- mosaic.lib: the original's cache helpers ---------------------------------------------------
