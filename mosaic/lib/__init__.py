@@ -36,5 +36,6 @@ def download_file(url: str, path: str | os.PathLike[str]) -> str:
     """Download ``url`` to ``path`` once, register it, and return its absolute path.
 
     Later calls (from any worker) return the path of that first download while it is in the cache.
+    A failed download raises UsageError naming the URL (the original returned None).
     """
     return str(cache.download(url, path))
