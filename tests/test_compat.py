@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cache_workers
 import pytest
 import torch
 
@@ -211,27 +212,12 @@ def test_download_file_downloads_once(configured: Path, files: Files, tmp_path: 
     assert not (tmp_path / "missing.bin").exists()
 
 
-def _register_many(folder: str, paths: list[str]) -> None:
-    cache.configure(folder, 10**9)
-    from mosaic.lib import save_path_file
-
-    for path in paths:
-        save_path_file(path)
-
-
-def _download(folder: str, url: str, path: str) -> str:
-    cache.configure(folder, 10**9)
-    from mosaic.lib import download_file
-
-    return download_file(url, path)
-
-
 def test_concurrent_processes_are_safe(tmp_path: Path) -> None:
     folder = str(tmp_path / "cache")
     groups = []
     for worker in range(4):
         group = []
-        for index in range(15):
+        for index in range(40):
             path = tmp_path / f"w{worker}_{index}.bin"
             path.write_bytes(b"x" * (index + 1))
             group.append(str(path))
@@ -240,8 +226,8 @@ def test_concurrent_processes_are_safe(tmp_path: Path) -> None:
     try:
         context = multiprocessing.get_context("spawn")
         with context.Pool(4) as pool:
-            pool.starmap_async(_register_many, [(folder, g) for g in groups]).get(timeout=120)
-            answers = pool.starmap_async(_download, [(folder, slow.url("shared.bin"), str(tmp_path / f"d{i}.bin")) for i in range(4)]).get(timeout=120)
+            pool.starmap_async(cache_workers.register_many, [(folder, g) for g in groups]).get(timeout=120)
+            answers = pool.starmap_async(cache_workers.download, [(folder, slow.url("shared.bin"), str(tmp_path / f"d{i}.bin")) for i in range(4)]).get(timeout=120)
     finally:
         slow.close()
     registry = cache.registered(folder)
