@@ -59,21 +59,24 @@ class EpochReporter:
         self.attempt = attempt
         self.epochs = epochs
         self.total = epochs
+        self.worker: Any = None
 
     def on_train_begin(self, history: Sequence[dict[str, Any]]) -> None:
-        """The target epoch count: the epochs already trained plus this attempt's."""
+        """The target epoch count (the epochs already trained plus this attempt's) and the worker."""
         self.total = len(history) + self.epochs
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Send this epoch's row to the scheduler (never fails the run)."""
         try:
             from distributed import get_worker
 
-            worker = get_worker()
+            self.worker = get_worker()
         except ValueError:  # not in a worker
+            self.worker = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Send this epoch's row to the scheduler (never fails the run)."""
+        if self.worker is None:
             return
         row = {k: _number(v) for k, v in logs.items() if k in ("train_loss", "test_loss", "train_acc", "test_acc", "seconds")}
-        worker.log_event(self.topic, {"run_id": self.run_id, "attempt": self.attempt, "epoch": epoch, "epochs": self.total, **row})
+        self.worker.log_event(self.topic, {"run_id": self.run_id, "attempt": self.attempt, "epoch": epoch, "epochs": self.total, **row})
 
 
 def _number(value: Any) -> float | None:

@@ -29,8 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-#: A class file's sibling ``.py`` files travel only while their folder's total stays under this.
-SIBLING_LIMIT = 4 * 1024 * 1024
+#: A class file's sibling ``.py`` files travel only while their folder's total stays under this
+#: (the bundle goes with every task: a big folder of scripts would cross the network N times).
+SIBLING_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
