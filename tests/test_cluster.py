@@ -14,6 +14,7 @@ import duckdb
 import pytest
 from distributed import Client
 
+from mosaic import cache
 from mosaic.config import load_config
 from mosaic.errors import RunError, UsageError
 from mosaic.exec.cluster import (
@@ -140,6 +141,10 @@ def test_sweep_on_a_remote_scheduler(remote: Path, sweep_dir: Path, tmp_path: Pa
     assert [r["status"] for r in runs] == ["done"] * 4
     results = duckdb.sql(f"SELECT count(*) FROM read_parquet('{store}/results/*/*.parquet')").fetchall()
     assert results == [(4,)]
+    # remote workers got the sweep's dataset cache too (MONITOR cache_database_path, cache_size = 10M)
+    with Client(scheduler_file=str(remote), set_as_default=False) as client:
+        caches = client.run(lambda: (str(cache.default_cache_dir()), cache._defaults.max_bytes))
+    assert set(caches.values()) == {(str(Path.cwd() / "cache"), 10 * 1024**2)}
 
 
 def test_need_gpu_runs_go_to_workers_advertising_a_gpu(remote: Path, sweep_dir: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import secrets
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from mosaic.config import Monitor
 from mosaic.errors import RunError, UsageError
+from mosaic.exec.dashboard import PAGE, EpochReporter, MosaicPage, epoch_topic, run_key
 from mosaic.exec.progress import Event
 
 #: Scheduler settings of the embedded cluster (see the module docstring).
@@ -132,25 +134,40 @@ def _cuda_device_count() -> int:
 
 
 class WorkerSetup(WorkerPlugin):
-    """Per-process setup of a worker: its device, torch threads, and a warm-up.
+    """Per-process setup of a worker: its device, torch threads, dataset cache, and a warm-up.
 
     The device comes from the worker's name (local GPU workers are named 0, 1, ...) and is
     exported as ``MOSAIC_DEVICE`` (``torch.cuda.set_device`` too when CUDA is there); with
     ``gpu`` and no device list, a worker advertising a ``GPU`` resource uses ``cuda`` unless
-    its environment names a device. Local workers get this plugin when they start, so it
-    also sets up the replacement of a worker that died.
+    its environment names a device. ``cache_dir``/``cache_bytes`` (MONITOR
+    ``cache_database_path``/``cache_size``) become the worker's :mod:`mosaic.cache` defaults,
+    used by ``mosaic.lib`` and ``mosaic.cache.fetch``. Local workers get this plugin when they
+    start, so it also sets up the replacement of a worker that died.
     """
 
     name = "mosaic-setup"
     idempotent = True
 
-    def __init__(self, torch_threads: int | None = None, devices: tuple[str, ...] = (), gpu: bool = False) -> None:
+    def __init__(
+        self,
+        torch_threads: int | None = None,
+        devices: tuple[str, ...] = (),
+        gpu: bool = False,
+        cache_dir: str | None = None,
+        cache_bytes: int | None = None,
+    ) -> None:
         self.torch_threads = torch_threads
         self.devices = devices
         self.gpu = gpu
+        self.cache_dir = cache_dir
+        self.cache_bytes = cache_bytes
 
     def setup(self, worker: Any) -> None:
-        """Pin the device, set torch threads, import the runner and warm torch up."""
+        """Pin the device, set torch threads and the cache, import the runner and warm torch up."""
+        if self.cache_dir is not None:
+            from mosaic import cache
+
+            cache.configure(self.cache_dir, self.cache_bytes)
         device = device_for(worker.name, self.devices)
         if device is None and self.gpu and worker.state.total_resources.get(GPU):
             device = os.environ.get("MOSAIC_DEVICE", "cuda")
@@ -173,17 +190,27 @@ class MosaicPlugin(WorkerPlugin):
 
     ``transition`` logs an event on ``topic`` when one of this sweep's tasks starts
     executing; the driver turns it into a ``running`` row. On a cluster Mosaic did not
-    start, it also runs ``prepare`` (a :class:`WorkerSetup`).
+    start, it also runs ``prepare`` (a :class:`WorkerSetup`). A random ``token`` in its name,
+    topics and task keys keeps apart two sweeps with one id (two stores) on a shared scheduler.
     """
 
     def __init__(self, sweep_id: int, paths: tuple[str, ...] = (), prepare: WorkerSetup | None = None) -> None:
-        self.name = f"mosaic-sweep-{sweep_id}"
-        self.topic = f"mosaic-{sweep_id}"
-        self.prefix = f"run-{sweep_id}-"
+        self.sweep_id = sweep_id
+        self.token = secrets.token_hex(4)
+        self.name = f"mosaic-sweep-{sweep_id}-{self.token}"
+        self.topic = f"mosaic-{sweep_id}-{self.token}"
         self.paths = paths
         self.prepare = prepare
         self.worker: Any = None
         self.label = ""
+
+    def key(self, run_id: int, resubmit: int = 0) -> str:
+        """The task key of a run: ``run-<sweep>-<run>-<token>[-<resubmit>]``."""
+        return run_key(self.sweep_id, run_id, self.token, resubmit)
+
+    def reporter(self, run_id: int, attempt: int, epochs: int) -> EpochReporter:
+        """The training callback that reports each epoch of a run (for the Mosaic page)."""
+        return EpochReporter(epoch_topic(self.sweep_id, self.token), run_id, attempt, epochs)
 
     def setup(self, worker: Any) -> None:
         """Prepare one worker process for this sweep's runs."""
@@ -198,11 +225,11 @@ class MosaicPlugin(WorkerPlugin):
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         """Report the start of one of this sweep's runs."""
-        if finish != "executing" or not isinstance(key, str) or not key.startswith(self.prefix):
+        parts = key.split("-") if finish == "executing" and isinstance(key, str) else []
+        if len(parts) < 4 or parts[0] != "run" or parts[1] != str(self.sweep_id) or parts[3] != self.token:
             return
-        run_id = int(key[len(self.prefix):].split("-", 1)[0])
         device = os.environ.get("MOSAIC_DEVICE", "cpu")
-        self.worker.log_event(self.topic, {"run_id": run_id, "key": key, "worker": self.label, "device": device})
+        self.worker.log_event(self.topic, {"run_id": int(parts[2]), "key": key, "worker": self.label, "device": device})
 
 
 def _warm_up(torch: Any) -> None:
@@ -225,6 +252,7 @@ class Cluster:
     owns_client: bool = True
     prepare: WorkerSetup | None = None
     dashboard: str | None = None
+    page: str | None = None
     plugins: list[str] = field(default_factory=list)
 
     @property
@@ -300,7 +328,8 @@ def open_cluster(
         if client is None:
             client = _connect(scheduler, scheduler_file)
         resources = {GPU: 1} if monitor.need_gpu else None
-        cluster = Cluster(client, task_resources=resources, owns_client=owns, prepare=WorkerSetup(gpu=monitor.need_gpu))
+        prepare = WorkerSetup(gpu=monitor.need_gpu, **cache_settings(monitor))
+        cluster = Cluster(client, task_resources=resources, owns_client=owns, prepare=prepare)
         if resources and not any(
             w.get("resources", {}).get(GPU) for w in client.scheduler_info(n_workers=-1)["workers"].values()
         ):
@@ -312,19 +341,28 @@ def open_cluster(
         if workers is not None:
             emit(Event("warning", text="--workers is ignored with an existing cluster"))
         workers_now = len(client.scheduler_info(n_workers=-1)["workers"])
-        emit(Event("cluster", text=f"scheduler {client.scheduler.address}", total=workers_now, link=_dashboard(client)))
+        cluster.dashboard, cluster.page = _dashboard(client, local=False), _install_page(client, emit)
+        emit(Event("cluster", text=f"scheduler {client.scheduler.address}", total=workers_now, link=cluster.dashboard, page=cluster.page))
         return cluster
     check_gpu(monitor)
     plan = plan_workers(monitor, workers)
-    local = start_local_cluster(plan.workers, plan.worker_resources, WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu))
+    setup = WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu, **cache_settings(monitor))
+    local = start_local_cluster(plan.workers, plan.worker_resources, setup)
     try:
         client = Client(local, set_as_default=False)
     except BaseException:
         local.close()
         raise
-    link = _dashboard(client)
-    emit(Event("cluster", text=f"local cluster {local.scheduler_address}", total=plan.workers, link=link))
-    return Cluster(client, local=local, plan=plan, task_resources=plan.task_resources, dashboard=link)
+    link, page = _dashboard(client, local=True), _install_page(client, emit)
+    emit(Event("cluster", text=f"local cluster {local.scheduler_address}", total=plan.workers, link=link, page=page))
+    return Cluster(client, local=local, plan=plan, task_resources=plan.task_resources, dashboard=link, page=page)
+
+
+def cache_settings(monitor: Monitor) -> dict[str, Any]:
+    """WorkerSetup's cache arguments: ``cache_database_path`` made absolute against the
+    current folder (where the original kept its cache database) and ``cache_size`` in bytes."""
+    path = Path(monitor.cache_database_path).expanduser()
+    return {"cache_dir": str(path if path.is_absolute() else Path.cwd() / path), "cache_bytes": monitor.cache_size}
 
 
 def _connect(scheduler: str | None, scheduler_file: str | os.PathLike[str] | None) -> Client:
@@ -339,9 +377,30 @@ def _connect(scheduler: str | None, scheduler_file: str | os.PathLike[str] | Non
         raise RunError(f"cannot reach the Dask scheduler at {where}: {exc}; check the address or drop --scheduler to use a local cluster") from None
 
 
-def _dashboard(client: Client) -> str | None:
-    if not importlib.util.find_spec("bokeh"):
-        return None
+def _http_base(client: Client) -> str | None:
+    """The scheduler's HTTP server (``http://host:port``); None when it runs without one."""
     with contextlib.suppress(Exception):
-        return client.dashboard_link
+        link = client.dashboard_link
+        return link.rsplit("/", 1)[0] if link else None
     return None
+
+
+def _dashboard(client: Client, local: bool) -> str | None:
+    """The Dask dashboard's link: the local one when bokeh is installed here, else the scheduler's own."""
+    base = _http_base(client)
+    if base is None or (local and not importlib.util.find_spec("bokeh")):
+        return None
+    return f"{base}/status"
+
+
+def _install_page(client: Client, emit: Callable[[Event], None]) -> str | None:
+    """Serve the Mosaic page from the scheduler (see mosaic.exec.dashboard); its link, or None."""
+    base = _http_base(client)
+    if base is None:
+        return None
+    try:
+        client.register_plugin(MosaicPage(), name=MosaicPage.name)
+    except Exception as exc:  # noqa: BLE001 - e.g. a scheduler without mosaic installed
+        emit(Event("warning", text=f"no Mosaic page on the dashboard: the scheduler cannot load it ({type(exc).__name__}: {exc}); install mosaic where the scheduler runs"))
+        return None
+    return base + PAGE

@@ -28,6 +28,7 @@ from mosaic.exec import control
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
 from mosaic.exec.progress import Event
 from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
+from mosaic.exec.sources import SourceBundle, bundle_sources
 from mosaic.exec.summary import SweepSummary, model_key, return_status
 from mosaic.store.layout import remember_store
 from mosaic.store.reader import select_runs
@@ -185,6 +186,7 @@ class _Sweep:
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
         self.by_id: dict[int, PlannedRun] = {}
         self.compacted: CompactResult | None = None
+        self.sources: SourceBundle | None = None
         self.records: SweepRecords
         self.run_files = _run_files(config, store)
         self.started = now()
@@ -203,6 +205,7 @@ class _Sweep:
                 self.records.write_sweep_row(ended=False)
                 runs = plan()
                 self.by_id = {r.run_id: r for r in runs}
+                self.sources = self._sources(runs)
                 self.records.write_planned(runs, new_params)
                 self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
                 clock = time.monotonic()
@@ -245,12 +248,10 @@ class _Sweep:
         def submit_more() -> None:
             while queue and len(inflight) < window:
                 planned = queue.popleft()
-                key = f"run-{self.sweep_id}-{planned.run_id}"
-                if resubmits[planned.run_id]:
-                    key += f"-{resubmits[planned.run_id]}"
-                future = client.submit(
-                    execute_run, self._task(planned), pure=False, key=key, resources=cluster.task_resources
-                )
+                key = plugin.key(planned.run_id, resubmits[planned.run_id])
+                task = self._task(planned)
+                task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
+                future = client.submit(execute_run, task, pure=False, key=key, resources=cluster.task_resources)
                 inflight[key] = (future, planned)
                 futures.add(future)
 
@@ -288,6 +289,12 @@ class _Sweep:
                 client.unsubscribe_topic(plugin.topic)
         return paused_file
 
+    def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
+        """The class files of every planned run: they travel with each task (no shared disk needed)."""
+        paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
+        paths.append(self.process.get("path_to_class_loss_function") or "")
+        return bundle_sources(paths, self.config.base_dir)
+
     # -- one run -------------------------------------------------------------------------
     def _task(self, planned: PlannedRun) -> RunTask:
         return RunTask(
@@ -300,6 +307,7 @@ class _Sweep:
             run_files=str(self.run_files),
             epochs=planned.epochs,
             resume=planned.resume,
+            sources=self.sources,
         )
 
     def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:

@@ -20,7 +20,7 @@ from mosaic.store.status import FAILED
 class Event:
     """Something that happened during a sweep.
 
-    kinds: ``cluster`` (text: where; link: dashboard; total: workers), ``start`` (total runs,
+    kinds: ``cluster`` (text: where; link: dashboard; page: Mosaic page; total: workers), ``start`` (total runs,
     text: store), ``running``, ``finished`` (status, text: result or last error line),
     ``paused`` (total: runs saved, text: pipeline file), ``interrupted``, ``end``, ``warning``.
     """
@@ -34,6 +34,7 @@ class Event:
     worker: str | None = None
     device: str | None = None
     link: str | None = None
+    page: str | None = None
 
 
 class _Tally:
@@ -98,8 +99,7 @@ def console_progress(plain: bool = False, stream: TextIO | None = None) -> Itera
         def on_event(event: Event) -> None:
             tally.update(event)
             if event.kind == "cluster":
-                where = f"dashboard {event.link}" if event.link else event.text
-                bar.console.print(f"cluster: {event.total} workers, {where}")
+                bar.console.print(f"cluster: {event.total} workers, {_where(event)}")
             elif event.kind == "warning":
                 bar.console.print(f"[yellow]warning:[/] {event.text}")
             elif event.kind == "finished" and event.status in FAILED:
@@ -130,8 +130,7 @@ def _plain(stream: TextIO) -> Callable[[Event], None]:
         nonlocal started
         tally.update(event)
         if event.kind == "cluster":
-            where = f"dashboard {event.link}" if event.link else event.text
-            write(f"cluster: {event.total} workers, {where}")
+            write(f"cluster: {event.total} workers, {_where(event)}")
         elif event.kind == "start":
             started = time.monotonic()
             write(f"sweep {event.sweep_id}: {event.total} runs -> {event.text}")
@@ -145,3 +144,8 @@ def _plain(stream: TextIO) -> Callable[[Event], None]:
             write(f"{event.kind}: {event.text}")
 
     return on_event
+
+
+def _where(event: Event) -> str:
+    where = f"dashboard {event.link}" if event.link else event.text
+    return where + (f" (runs: {event.page})" if event.page else "")

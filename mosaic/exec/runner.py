@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ import torch
 from mosaic.config import RESERVED, Process
 from mosaic.errors import PipelineError
 from mosaic.exec import metrics
+from mosaic.exec.loss import aligned
+from mosaic.exec.notes import run_notes
+from mosaic.exec.sources import SourceBundle, locate
 from mosaic.exec.train import (
     Callback,
     Chain,
@@ -58,6 +61,7 @@ class RunTask:
     resume: bool = False
     device: str | None = None
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
+    sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
 
 
 @dataclass
@@ -96,14 +100,15 @@ def resolve_class_path(path_to_class: str, config_dir: str | os.PathLike[str] | 
     raise PipelineError(f"class file '{path_to_class}' not found (looked at {looked}); fix path_to_class")
 
 
-def import_class(path_to_class: str, class_name: str, config_dir: str | os.PathLike[str] | None = None) -> type:
-    """Import ``class_name`` from a user's ``.py`` file, once per process and file version.
+def import_class(path_to_class: str, class_name: str, config_dir: str | os.PathLike[str] | None = None, sources: SourceBundle | None = None) -> type:
+    """Import ``class_name`` from a user's ``.py`` file (or its copy in ``sources``, see
+    :func:`mosaic.exec.sources.locate`), once per process and file version.
 
     The module is cached by resolved path and modification time, so an edited file is
     imported again. It is registered in ``sys.modules`` (pickling and dataclasses need that)
     and its folder is on ``sys.path`` while it runs, so it can import its neighbours.
     """
-    path = resolve_class_path(path_to_class, config_dir)
+    path = locate(sources, path_to_class) or resolve_class_path(path_to_class, config_dir)
     key = (str(path), path.stat().st_mtime_ns)
     with _import_lock:
         module = _modules.get(key)
@@ -339,14 +344,14 @@ def build_chain(task: RunTask, classes: Sequence[type], first: int, run_info: di
     return chain
 
 
-def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[str, Any], device: torch.device) -> Any:
-    """``torch.nn.<loss_function>()`` or the user's class_loss_function, on ``device``."""
+def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[str, Any], device: torch.device, sources: SourceBundle | None = None) -> Any:
+    """``torch.nn.<loss_function>()`` or the user's class_loss_function on ``device``, in an AlignedLoss."""
     if process.get("class_loss_function"):
         name = process["class_loss_function"]
         path = process.get("path_to_class_loss_function")
         if not path:
             raise PipelineError(f"class_loss_function {name} has no path_to_class_loss_function; add it to [PROCESS]")
-        loss = instantiate(import_class(str(path), name, config_dir), {}, run_info, f"loss class {name}")
+        loss = instantiate(import_class(str(path), name, config_dir, sources), {}, run_info, f"loss class {name}")
     else:
         name = process.get("loss_function") or ""
         cls = getattr(torch.nn, name, None)
@@ -355,7 +360,7 @@ def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[st
         loss = cls()
     if isinstance(loss, torch.nn.Module):
         loss.to(device)
-    return loss
+    return aligned(loss)
 
 
 def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Optimizer | None:
@@ -401,7 +406,7 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
             f"device {device} worker {outcome.worker} epochs {task.epochs}{' resume' if task.resume else ''}\n"
         )
         try:
-            _train_run(task, outcome, started, [*task.callbacks, *callbacks])
+            _train_run(task, outcome, started, [*task.callbacks, *callbacks], run_notes(log))
             outcome.status = "done"
         except RunFailure as exc:
             outcome.error = outcome.message = str(exc)
@@ -416,19 +421,19 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
     return outcome
 
 
-def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequence[Callback]) -> None:
+def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequence[Callback], note: Callable[[str], None]) -> None:
     process = task.process
     device = _device(outcome.device)
     # import before seeding: module-level code runs on a process's first import only
-    classes = [import_class(str(s["path_to_class"]), str(s["class"]), task.config_dir) for s in task.pipeline]
+    classes = [import_class(str(s["path_to_class"]), str(s["class"]), task.config_dir, task.sources) for s in task.pipeline]
     if process.get("class_loss_function") and process.get("path_to_class_loss_function"):
-        import_class(str(process["path_to_class_loss_function"]), process["class_loss_function"], task.config_dir)
+        import_class(str(process["path_to_class_loss_function"]), process["class_loss_function"], task.config_dir, task.sources)
     seed_everything(outcome.seed)
     n_data = _data_count(task, classes)
     run_info: dict[str, Any] = {}
     train_loader, test_loader = build_data(task, classes[:n_data], run_info)
     chain = build_chain(task, classes, n_data, run_info, device)
-    loss_fn = build_loss(process, task.config_dir, run_info, device)
+    loss_fn = build_loss(process, task.config_dir, run_info, device, task.sources)
     optimizer = build_optimizer(process, chain)
     patience = process.get("patience")
     trainer = Trainer(
@@ -441,7 +446,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
-            saved = load_checkpoint(ckpt, chain, optimizer)
+            saved = load_checkpoint(ckpt, chain, optimizer, note=note)
             trainer.history = [dict(row) for row in saved["history"]]
             trainer.accuracy = saved["accuracy"]
             prior_duration = float(saved["duration_s"])
@@ -453,7 +458,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
 
     def checkpoint() -> None:
         save_checkpoint(
-            ckpt, chain, optimizer,
+            ckpt, chain, optimizer, note=note,
             model_path=lambda index: str(run_files / f"model_{task.run_id}_{index}"),
             extra={
                 "run_id": task.run_id,

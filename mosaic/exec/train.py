@@ -382,23 +382,30 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None,
     model_path: Callable[[int], str],
     extra: dict[str, Any],
+    note: Callable[[str], None] | None = None,
 ) -> Path:
     """Write model states, optimizer and RNG states plus ``extra`` (epoch, history...) atomically.
 
     A module with ``save_model``/``load_model`` saves itself to ``model_path(index)`` (no
-    extension, the original's contract); torch modules also keep their ``state_dict`` here,
-    and other objects with ``parameters()`` their parameter tensors.
+    extension, the original's contract); a ``save_model`` that raises is reported through
+    ``note`` and does not fail the run. Torch modules also keep their ``state_dict`` here, and
+    other objects with ``parameters()`` their parameter tensors: resuming never depends on the
+    user's ``load_model``. Everything saved loads with ``torch.load(weights_only=True)``.
     """
     path = Path(path)
     models = []
     for module, index in zip(chain.modules, chain.indices, strict=True):
         entry: dict[str, Any] = {"index": index, "save_model": None, "state_dict": None}
         if _defines(module, "save_model") and _defines(module, "load_model"):
-            entry["save_model"] = model_path(index)
-            module.save_model(entry["save_model"])
+            try:
+                module.save_model(model_path(index))
+                entry["save_model"] = model_path(index)
+            except Exception as exc:  # the user's code: the checkpoint below is enough
+                _note(note, f"save_model of {type(module).__name__} (pipeline module {index}) failed: "
+                      f"{type(exc).__name__}: {exc}; the run's checkpoint keeps its state")
         if isinstance(module, torch.nn.Module):
             entry["state_dict"] = module.state_dict()
-        elif entry["save_model"] is None and _defines(module, "parameters"):
+        elif _defines(module, "parameters"):
             entry["parameters"] = [p.detach().cpu().clone() for p in module.parameters()]
         models.append(entry)
     payload = {
@@ -411,12 +418,23 @@ def save_checkpoint(
     return _atomic_save(payload, path)
 
 
+def _note(note: Callable[[str], None] | None, text: str) -> None:
+    if note is not None:
+        note(text)
+
+
 def load_checkpoint(
-    path: str | os.PathLike[str], chain: Chain, optimizer: torch.optim.Optimizer | None
+    path: str | os.PathLike[str],
+    chain: Chain,
+    optimizer: torch.optim.Optimizer | None,
+    note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Restore models, optimizer and RNG states from a checkpoint; return its other entries.
 
-    Call it last, after everything is built: restoring the RNG states must be the final step.
+    The user's ``load_model`` is called first (a failure is reported through ``note``, e.g.
+    ``torch.load`` refusing a pickled module under ``weights_only=True``), then the saved
+    ``state_dict`` / parameters restore the module whatever it did. Call it last, after
+    everything is built: restoring the RNG states must be the final step.
     """
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:
@@ -427,7 +445,13 @@ def load_checkpoint(
         if entry is None:
             raise TrainingError(f"{path}: no saved state for pipeline module {index}; was the pipeline changed?")
         if entry["save_model"] is not None and _defines(module, "load_model"):
-            module.load_model(entry["save_model"])
+            try:
+                module.load_model(entry["save_model"])
+            except Exception as exc:  # the user's code: the state below restores the module
+                restored = entry["state_dict"] is not None or entry.get("parameters") is not None
+                _note(note, f"load_model of {type(module).__name__} (pipeline module {index}) failed: "
+                      f"{type(exc).__name__}: {exc}; "
+                      + ("restored from the run's checkpoint instead" if restored else "its own state is not restored"))
         if entry["state_dict"] is not None and isinstance(module, torch.nn.Module):
             module.load_state_dict(entry["state_dict"])
         if entry.get("parameters") is not None:  # parameters() but neither nn.Module nor save_model

@@ -1,0 +1,168 @@
+"""Mosaic's page beside Dask's dashboard: every run's epoch k of N and its latest losses.
+
+Why a page of our own: Dask's pages show tasks (their keys carry the run id:
+``run-<sweep>-<run>-<token>``) but know nothing of epochs. Each run reports its epochs
+through :class:`EpochReporter` (a training callback logging a small event per epoch on
+:func:`epoch_topic`; the same channel a driver can subscribe to), and :class:`MosaicPage`, a
+scheduler plugin, keeps the latest row per run and serves it on the scheduler's own HTTP
+server, next to ``/status``:
+
+- ``/mosaic``: an HTML table refreshed every 2 seconds (no JavaScript, no bokeh);
+- ``/mosaic.json``: the same rows as JSON.
+
+The plugin is installed when a sweep starts (Mosaic must be importable on the scheduler; when
+it is not, the sweep runs without the page and says so once). It keeps at most
+:data:`MAX_RUNS` runs, the oldest forgotten first.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+from tornado import web
+
+PAGE = "/mosaic"
+MAX_RUNS = 5000
+_KEY = re.compile(r"^run-(\d+)-(\d+)-([0-9a-f]+)(?:-\d+)?$")
+_TOPIC = re.compile(r"^mosaic-(\d+)-([0-9a-f]+)-epochs$")
+_STATES = {"queued": "queued", "processing": "running", "memory": "finished", "erred": "failed", "released": "pending"}
+
+
+def run_key(sweep_id: int, run_id: int, token: str, resubmit: int = 0) -> str:
+    """The Dask key of a run's task (the token tells apart sweeps of different stores)."""
+    return f"run-{sweep_id}-{run_id}-{token}" + (f"-{resubmit}" if resubmit else "")
+
+
+def epoch_topic(sweep_id: int, token: str) -> str:
+    """The event topic on which a sweep's runs report each epoch."""
+    return f"mosaic-{sweep_id}-{token}-epochs"
+
+
+class EpochReporter:
+    """Log ``{run_id, attempt, epoch, epochs, losses, accuracies, seconds}`` after every epoch.
+
+    A training callback (the two methods of :class:`mosaic.exec.train.Callback`, not a subclass,
+    so that this module, which the scheduler imports for the page, needs no torch). Does
+    nothing outside a Dask worker (a run called directly, in a test).
+    """
+
+    def __init__(self, topic: str, run_id: int, attempt: int, epochs: int) -> None:
+        self.topic = topic
+        self.run_id = run_id
+        self.attempt = attempt
+        self.epochs = epochs
+        self.total = epochs
+        self.worker: Any = None
+
+    def on_train_begin(self, history: Sequence[dict[str, Any]]) -> None:
+        """The target epoch count (the epochs already trained plus this attempt's) and the worker."""
+        self.total = len(history) + self.epochs
+        try:
+            from distributed import get_worker
+
+            self.worker = get_worker()
+        except ValueError:  # not in a worker
+            self.worker = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Send this epoch's row to the scheduler (never fails the run)."""
+        if self.worker is None:
+            return
+        row = {k: _number(v) for k, v in logs.items() if k in ("train_loss", "test_loss", "train_acc", "test_acc", "seconds")}
+        self.worker.log_event(self.topic, {"run_id": self.run_id, "attempt": self.attempt, "epoch": epoch, "epochs": self.total, **row})
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class MosaicPage(SchedulerPlugin):
+    """Keep each run's latest state and epoch; serve them on ``/mosaic`` and ``/mosaic.json``."""
+
+    name = "mosaic-page"
+    idempotent = True  # one page per scheduler, shared by every sweep sent to it
+
+    def __init__(self) -> None:
+        self.runs: collections.OrderedDict[tuple[int, str, int], dict[str, Any]] = collections.OrderedDict()
+
+    async def start(self, scheduler: Any) -> None:
+        """Add the two routes to the scheduler's HTTP server."""
+        app = getattr(scheduler, "http_application", None)
+        if app is not None:
+            app.add_handlers(r".*$", [(PAGE, _HtmlHandler, {"page": self}), (PAGE + r"\.json", _JsonHandler, {"page": self})])
+
+    def _row(self, sweep_id: int, token: str, run_id: int) -> dict[str, Any]:
+        ident = (sweep_id, token, run_id)
+        row = self.runs.get(ident)
+        if row is None:
+            row = self.runs[ident] = {"sweep": sweep_id, "run": run_id, "state": "pending", "epoch": 0, "epochs": None}
+            while len(self.runs) > MAX_RUNS:
+                self.runs.popitem(last=False)
+        row["updated"] = time.time()
+        return row
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        """Follow the tasks of Mosaic runs (queued, running, finished, failed)."""
+        match = _KEY.match(key) if isinstance(key, str) else None
+        if match and finish in _STATES:
+            sweep_id, run_id, token = int(match[1]), int(match[2]), match[3]
+            if finish == "released" and (sweep_id, token, run_id) in self.runs:
+                return  # a finished run's result released by the driver: keep its state
+            self._row(sweep_id, token, run_id)["state"] = _STATES[finish]
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        """Take an epoch report of a Mosaic run."""
+        match = _TOPIC.match(topic) if isinstance(topic, str) else None
+        if match and isinstance(msg, dict) and "run_id" in msg:
+            row = self._row(int(match[1]), match[2], int(msg["run_id"]))
+            row.update({k: v for k, v in msg.items() if k != "run_id"})
+            row["state"] = "training" if row["epoch"] != row.get("epochs") else "last epoch done"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every run known, most recently updated first."""
+        return sorted(self.runs.values(), key=lambda r: r["updated"], reverse=True)
+
+
+class _Handler(web.RequestHandler):
+    def initialize(self, page: MosaicPage) -> None:
+        self.page = page
+
+
+class _JsonHandler(_Handler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"runs": self.page.rows()}))
+
+
+class _HtmlHandler(_Handler):
+    def get(self) -> None:
+        columns = ("sweep", "run", "attempt", "state", "epoch", "epochs", "train_loss", "test_loss", "train_acc", "test_acc", "seconds")
+        head = "".join(f"<th>{c}</th>" for c in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>" for row in self.page.rows()
+        )
+        self.write(
+            '<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">'
+            "<title>Mosaic runs</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
+            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
+            f'<h3>Mosaic runs <small><a href="status">Dask dashboard</a> · <a href="mosaic.json">json</a></small></h3>'
+            f"<table><tr>{head}</tr>{body or '<tr><td colspan=11>no run yet</td></tr>'}</table></body></html>"
+        )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,78 @@
+"""The dashboard of a local sweep: Dask's /status and Mosaic's page, fetched while the sweep runs."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mosaic.exec.dashboard import MosaicPage, epoch_topic, run_key
+from mosaic.exec.driver import run
+from mosaic.exec.progress import Event
+
+
+def fetch(url: str, tries: int = 20) -> tuple[int, bytes]:
+    """GET ``url``: status and body; a few bounded retries while the server comes up."""
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, b""
+        except OSError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
+def test_local_sweep_prints_a_dashboard_that_answers_while_it_runs(sweep_dir: Path, tmp_path: Path) -> None:
+    config = sweep_dir / "tiny.ini"
+    config.write_text(config.read_text().replace("epochs = 1", "epochs = 3"))
+    seen: dict[str, Any] = {}
+
+    def on_event(event: Event) -> None:
+        # the driver waits for this callback: the sweep is still going while we fetch
+        if event.kind == "cluster":
+            seen["link"], seen["page"] = event.link, event.page
+        elif event.kind == "running" and "status" not in seen:
+            seen["status"] = fetch(seen["link"])[0]
+        elif event.kind == "finished" and "first" not in seen:
+            seen["first"] = event.run_id
+            seen["json"] = json.loads(fetch(seen["page"] + ".json")[1])
+            seen["html"] = fetch(seen["page"])[1].decode()
+
+    summary = run(config, tmp_path / "store", on_event=on_event)
+    assert summary.exit_code == 0
+    assert seen["link"].startswith("http://127.0.0.1:") and seen["link"].endswith("/status")
+    assert seen["page"] == seen["link"].replace("/status", "/mosaic")
+    assert seen["status"] == 200
+    # the run that just finished reported its 3 epochs to the page, with its losses
+    (first,) = [r for r in seen["json"]["runs"] if r["run"] == seen["first"] and r["sweep"] == summary.sweep_id]
+    assert (first["epoch"], first["epochs"], first["state"]) == (3, 3, "finished")
+    assert first["train_loss"] > 0 and first["test_loss"] > 0
+    assert "<table>" in seen["html"] and "Mosaic runs" in seen["html"]
+
+
+def test_page_keeps_the_latest_epoch_and_state_of_each_run() -> None:
+    page = MosaicPage()
+    key = run_key(4, 17, "ab12cd34")
+    assert key == "run-4-17-ab12cd34" and run_key(4, 17, "ab12cd34", 2) == "run-4-17-ab12cd34-2"
+    page.transition(key, "released", "waiting")
+    page.transition(key, "waiting", "processing")
+    topic = epoch_topic(4, "ab12cd34")
+    for epoch in (1, 2):
+        page.log_event(topic, {"run_id": 17, "attempt": 0, "epoch": epoch, "epochs": 5, "train_loss": 1.0 / epoch})
+    page.log_event("mosaic-4-ab12cd34", {"run_id": 17})  # another topic: ignored
+    page.transition("run-4-18-ab12cd34-1", "processing", "erred")
+    page.transition("other-task", "processing", "memory")
+    rows = {r["run"]: r for r in page.rows()}
+    assert set(rows) == {17, 18}
+    assert (rows[17]["state"], rows[17]["epoch"], rows[17]["epochs"], rows[17]["train_loss"]) == ("training", 2, 5, 0.5)
+    assert rows[18]["state"] == "failed"
+    page.transition(key, "processing", "memory")
+    page.transition(key, "memory", "released")  # the driver released the result: still finished
+    assert {r["run"]: r for r in page.rows()}[17]["state"] == "finished"

@@ -1,0 +1,167 @@
+"""A second machine, emulated: a `dask worker` that cannot see the driver's study folder.
+
+The worker runs in its own mount namespace (``unshare -m``) with an empty tmpfs mounted over
+the folder that holds the study (config, class files, store, run files), so it shares no
+disk with the driver there, as a worker on another machine would. Skipped where mount
+namespaces are not permitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from distributed import Client
+
+from mosaic.exec.driver import rerun, run
+from mosaic.exec.progress import Event
+from mosaic.store.selection import Selection
+from tests.conftest import CLASSES_DRIVER, TUTORIAL
+from tests.test_cluster import latest_runs
+from tests.test_dashboard import fetch
+
+DASK = Path(sys.executable).parent / "dask"
+LOSS = """
+import torch
+
+from lossmath import half  # a sibling module no section names: it travels with loss.py
+
+
+class HalfMSE(torch.nn.Module):
+    def forward(self, prediction, target):
+        return half(torch.mean((prediction - target) ** 2))
+"""
+
+
+def _unshare_refusal(folder: Path) -> str | None:
+    """Why this machine cannot hide a folder from one process (None when it can)."""
+    if shutil.which("unshare") is None:
+        return "the unshare command is not installed (util-linux)"
+    try:
+        probe = subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs '{folder}' && test ! -e '{folder}/probe'"],
+            capture_output=True, text=True, timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare -m failed: {exc}"
+    if probe.returncode != 0:
+        return f"unshare -m / mount tmpfs not permitted here: {probe.stderr.strip() or probe.returncode}"
+    return None
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def hidden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(scheduler file, hidden folder): a scheduler, and one worker that cannot see the folder."""
+    root = tmp_path_factory.mktemp("hidden-worker")
+    folder = root / "study-machine"  # what the worker cannot see
+    folder.mkdir()
+    (folder / "probe").touch()
+    refusal = _unshare_refusal(folder)
+    if refusal:
+        pytest.skip(refusal)
+    scheduler_file = root / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    processes = [subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
+         "--scheduler-file", scheduler_file],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = f"exec '{DASK}' worker --scheduler-file '{scheduler_file}' --nthreads 1 --name hidden --death-timeout 60"
+        processes.append(subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs '{folder}' && {worker} --host 127.0.0.1 --no-dashboard"],
+            env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        with Client(scheduler_file=str(scheduler_file), timeout="60s") as client:
+            client.wait_for_workers(1, timeout=60)
+            seen = client.run(os.path.exists, str(folder / "probe"))
+        assert list(seen.values()) == [False], "the worker should not see the hidden folder"
+        yield scheduler_file, folder
+    finally:
+        _stop(processes)
+
+
+@pytest.fixture(scope="module")
+def study(hidden: tuple[Path, Path]) -> Path:
+    """The tiny sweep (4 runs, 1 epoch) with a loss class file that imports a sibling module."""
+    target = hidden[1] / "study"
+    shutil.copytree(CLASSES_DRIVER, target)
+    for name in ("dataset.py", "mlp.py"):
+        shutil.copy(TUTORIAL / name, target / name)
+    (target / "losses").mkdir()
+    (target / "losses" / "loss.py").write_text(LOSS)
+    (target / "losses" / "lossmath.py").write_text("def half(value):\n    return 0.5 * value\n")
+    config = target / "tiny.ini"
+    config.write_text(config.read_text().replace(
+        "loss_function = MSELoss", "class_loss_function = HalfMSE\npath_to_class_loss_function = losses/loss.py"
+    ))
+    return target
+
+
+@pytest.fixture(scope="module")
+def swept(hidden: tuple[Path, Path], study: Path) -> tuple[Path, list[Event]]:
+    """The store and events of one sweep run on the hidden worker (shared by the tests below)."""
+    store = hidden[1] / "store"
+    address = json.loads(hidden[0].read_text())["address"]
+    events: list[Event] = []
+    summary = run(study / "tiny.ini", store, scheduler=address, on_event=events.append)
+    assert summary.exit_code == 0, [e.text for e in events if e.kind == "finished"]
+    return store, events
+
+
+def test_sweep_on_a_worker_that_cannot_see_the_study(swept: tuple[Path, list[Event]]) -> None:
+    """The class files (data, model, loss and the loss file's sibling) travelled with the tasks."""
+    runs = latest_runs(swept[0])
+    assert [r["status"] for r in runs] == ["done"] * 4
+    assert {r["worker"].split(":")[0] for r in runs} == {os.uname().nodename}
+
+
+def test_remote_scheduler_dashboard_and_mosaic_page(swept: tuple[Path, list[Event]]) -> None:
+    """The scheduler's own dashboard link is printed, and its Mosaic page saw every run's epoch."""
+    (cluster,) = [e for e in swept[1] if e.kind == "cluster"]
+    assert cluster.link and cluster.link.startswith("http://127.0.0.1:") and cluster.link.endswith("/status")
+    assert fetch(cluster.link)[0] == 200
+    page = json.loads(fetch(f"{cluster.page}.json")[1])
+    sweep_id = next(e.sweep_id for e in swept[1] if e.kind == "start")
+    mine = sorted((r["run"], r["epoch"], r["epochs"], r["state"]) for r in page["runs"] if r["sweep"] == sweep_id)
+    assert mine == [(run_id, 1, 1, "finished") for run_id in (1, 2, 3, 4)]
+
+
+def test_rerun_on_the_hidden_worker_continues_its_runs(hidden: tuple[Path, Path], study: Path, swept: tuple[Path, list[Event]]) -> None:
+    """Runs 1 and 2 go from 1 to 3 epochs. Their checkpoints are found only because this one
+    worker kept them in its own view of run_files_path; another worker would start afresh."""
+    summary = rerun(study / "tiny.ini", swept[0], Selection(ids="1-2"), epochs=2, scheduler_file=hidden[0])
+    assert summary.exit_code == 0
+    epochs = duckdb.sql(
+        f"SELECT run_id, max(epoch) FROM read_parquet('{swept[0]}/history/*/*.parquet', hive_partitioning = true) "
+        "GROUP BY run_id ORDER BY run_id"
+    ).fetchall()
+    assert epochs == [(1, 3), (2, 3), (3, 1), (4, 1)]
+
+
+@pytest.mark.xfail(strict=True, reason="run files come back to the driver in phase 2 of issue 12")
+def test_run_files_come_back_to_the_driver(study: Path, swept: tuple[Path, list[Event]]) -> None:
+    run_files = study / "run_files"
+    assert (run_files / "checkpoint_1.pt").is_file() and (run_files / "output_1.log").is_file()
