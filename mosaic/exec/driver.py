@@ -292,7 +292,7 @@ class _Sweep:
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
         """The class files of every planned run: they travel with each task (no shared disk needed)."""
         paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths.append(self.process.get("path_to_class_loss_function") or "")
+        paths.append(str(self.config.process.path_to_class_loss_function or ""))
         return bundle_sources(paths, self.config.base_dir)
 
     # -- one run -------------------------------------------------------------------------
