@@ -93,3 +93,15 @@ def test_the_cases_cover_what_they_claim() -> None:
     assert all(row["test_acc"] is not None for row in pinned["classes_batch5_partial"])  # argmax
     assert all(row["test_acc"] is not None for row in pinned["binary_batch4_partial"])  # threshold
     assert len({row["train_loss"] for row in pinned["classes_batch1"]}) == 3  # it trains
+
+
+@pytest.mark.parametrize("name", ["classes_batch1", "binary_batch4_partial", "regression_batch3_partial"])
+def test_losses_are_unchanged_when_reduced_every_two_batches(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mosaic.exec import epoch
+
+    monkeypatch.setattr(epoch, "CHUNK_BATCHES", 2)
+    pinned = json.loads(PINNED.read_text())[name]
+    history = run_case(name, tmp_path)
+    for got, want in zip(history, pinned, strict=True):
+        for key in KEYS:
+            assert got[key] == (None if want[key] is None else pytest.approx(want[key], abs=1e-12, rel=0))

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mosaic.exec import epoch as epoch_totals
+
 ACCURACY_RULES = ("auto", "argmax", "threshold", "sign", "none")
 HISTORY_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
 CHECKPOINT_FORMAT = 1
@@ -277,48 +279,53 @@ class Trainer:
         self.history = [dict(row) for row in history]
 
     def run_epoch(self, loader: Iterable[Any], training: bool) -> tuple[float, float | None]:
-        """One pass over ``loader``: ``(mean batch loss, accuracy in percent or None)``."""
+        """One pass over ``loader``: ``(mean batch loss, accuracy in percent or None)``.
+
+        The loop does only the step itself per batch: losses (detached), predictions and
+        targets are kept and reduced by :class:`~mosaic.exec.epoch.EpochTotals` once every
+        few hundred batches (and at the end), which gives the same sums as reducing batch by batch: batch losses are added
+        one by one in float64 in batch order, and correct counts are integers.
+        """
         self.chain.train(training)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        nonbinary = torch.zeros((), dtype=torch.bool, device=self.device)
-        batches = total = 0
-        counting = self.accuracy != "none"
+        totals = epoch_totals.EpochTotals(self)
+        batches = 0
+        device = self.device
+        on_cpu = torch.device(device).type == "cpu"
+        forward = self.chain.forward
+        loss_fn = self.loss_fn
+        optimizer = self.optimizer if training else None
+        add = totals.add
         with torch.set_grad_enabled(training):
             for batch in loader:
-                inputs, target = _split(batch)
-                inputs, target = to_device(inputs, self.device), to_device(target, self.device)
-                prediction = self.chain.forward(inputs)
-                loss = self.loss_fn(prediction, target)
-                if training and self.optimizer is not None and loss.requires_grad:
-                    self.optimizer.zero_grad()
+                if (type(batch) is tuple or type(batch) is list) and len(batch) == 2:
+                    inputs, target = batch
+                else:
+                    inputs, target = _split(batch)
+                if not (on_cpu and type(inputs) is torch.Tensor and inputs.is_cpu):
+                    inputs = to_device(inputs, device)
+                if not (on_cpu and type(target) is torch.Tensor and target.is_cpu):
+                    target = to_device(target, device)
+                prediction = forward(inputs)
+                loss = loss_fn(prediction, target)
+                if optimizer is not None and loss.requires_grad:
+                    optimizer.zero_grad()
                     loss.backward()
-                    self.optimizer.step()
-                loss_sum += loss.detach().to(torch.float64)
+                    optimizer.step()
+                add(loss, prediction, target)
                 batches += 1
-                tensors = isinstance(prediction, torch.Tensor) and isinstance(target, torch.Tensor)
-                if self.accuracy == "auto":
-                    self.accuracy = resolve_accuracy("auto", prediction, target) if tensors else "none"
-                    counting = self.accuracy != "none"
-                if counting and tensors:
-                    if self._auto and self.accuracy == "threshold":
-                        nonbinary |= ~_is_binary(target)
-                    counts = accuracy_counts(self.accuracy, prediction, target)
-                    if counts is not None:
-                        correct += counts[0]
-                        total += counts[1]
         if batches == 0:
             kind = "train" if training else "test"
             raise TrainingError(
                 f"the {kind} loader yields no batch; check the data size, train_prop and batch_size "
                 "(DataLoader drop_last drops a last partial batch)"
             )
-        if self._auto and self.accuracy == "threshold" and bool(nonbinary):
+        loss_sum, correct, total, nonbinary = totals.finish()
+        if self._auto and self.accuracy == "threshold" and nonbinary:
             self.accuracy = "none"  # targets are not all 0/1 after all: no accuracy for this run
         accuracy = None
         if self.accuracy != "none" and total:
-            accuracy = 100.0 * int(correct) / total
-        return float(loss_sum) / batches, accuracy
+            accuracy = 100.0 * correct / total
+        return loss_sum / batches, accuracy
 
     def fit(
         self,
@@ -364,9 +371,11 @@ class Trainer:
 def capture_rng() -> dict[str, Any]:
     """The states of Python's, numpy's and torch's (CPU and CUDA) random generators."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "random": random.getstate(),
+        # Python's 625 numbers as one tensor: torch.save spends ~5 us on each Python object
+        "random": [version, torch.tensor(internal, dtype=torch.int64), py_gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -378,6 +387,8 @@ def restore_rng(state: dict[str, Any]) -> None:
     """Put the random generators back in a state taken by :func:`capture_rng`."""
     torch.set_rng_state(state["torch"])
     version, internal, gauss = state["random"]
+    if isinstance(internal, torch.Tensor):
+        internal = internal.tolist()
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
