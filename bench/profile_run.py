@@ -59,20 +59,21 @@ def main() -> None:
         raw_train({"model": "funnel", "width": 2, "seed": 0, "epochs": 1, "data_size": args.data_size,
                    "batch": args.batch, "threads": 1, "workers": 1})
         profiler = cProfile.Profile() if args.cprofile else None
-        start = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        for task in work:
+        mosaic_s = raw_s = 0.0
+        for index, task in enumerate(work):  # interleaved, so both sides see the same machine load
+            start = time.perf_counter()
+            if profiler:
+                profiler.enable()
             outcome = execute_run(task)
+            if profiler:
+                profiler.disable()
+            mosaic_s += time.perf_counter() - start
             assert outcome.status == "done", outcome.error
-        if profiler:
-            profiler.disable()
-        mosaic_s = time.perf_counter() - start
-        start = time.perf_counter()
-        for index in range(args.runs):
+            start = time.perf_counter()
             raw_train({"model": ("funnel", "brick")[index % 2], "width": 2 + index % 3, "seed": index,
-                       "epochs": args.epochs, "data_size": args.data_size, "batch": args.batch, "threads": 1, "workers": 1})
-        raw_s = time.perf_counter() - start
+                       "epochs": args.epochs, "data_size": args.data_size, "batch": args.batch, "threads": 1,
+                       "workers": 1})
+            raw_s += time.perf_counter() - start
     print(f"{args.runs} runs x {args.epochs} epochs, {args.data_size} samples, batch {args.batch}: "
           f"execute_run {mosaic_s / args.runs * 1000:.1f} ms/run, raw {raw_s / args.runs * 1000:.1f} ms/run, "
           f"ratio {mosaic_s / raw_s:.3f}{' (under cProfile)' if profiler else ''}")
