@@ -28,8 +28,8 @@ from mosaic.exec import control
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
 from mosaic.exec.progress import Event
 from mosaic.exec.records import PlannedRun, SweepRecords
-from mosaic.exec.runner import RunOutcome, RunTask, execute_run
 from mosaic.exec.summary import SweepSummary, model_key, return_status
+from mosaic.exec.task import RunOutcome, RunTask, execute
 from mosaic.store import CompactResult, Store, now
 
 OnEvent = Callable[[Event], None]
@@ -261,7 +261,7 @@ class _Sweep:
                 if resubmits[planned.run_id]:
                     key += f"-{resubmits[planned.run_id]}"
                 future = client.submit(
-                    execute_run, self._task(planned), pure=False, key=key, resources=cluster.task_resources
+                    execute, self._task(planned), pure=False, key=key, resources=cluster.task_resources
                 )
                 inflight[key] = (future, planned)
                 futures.add(future)

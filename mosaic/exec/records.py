@@ -23,7 +23,7 @@ from typing import Any
 import mosaic
 from mosaic import sweep as sweeps
 from mosaic.config import Config
-from mosaic.exec.runner import run_seed
+from mosaic.exec.task import run_seed
 from mosaic.store import CompactResult, Store, now
 
 #: Buffered rows are flushed when this many seconds passed or this many rows wait.
