@@ -36,6 +36,12 @@ from mosaic.exec.progress import Event
 LOCAL_SCHEDULER_CONFIG: Mapping[str, Any] = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
+    # issue 11: no work stealing (every 100 ms; one run per worker slot leaves nothing to
+    # steal), and the event loops' 20 ms tick and 0.5 s system monitor slowed down: CPU the
+    # driver and the workers' training threads get back on a 2-core machine
+    "distributed.scheduler.work-stealing": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
 }
 #: Worker settings of the embedded cluster: no statistical profiler (a thread sampling the
 #: training thread every 10 ms, for a dashboard page) and a slower memory monitor, so the
