@@ -25,11 +25,18 @@ from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
 from mosaic.exec import control
-from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
+from mosaic.exec.cluster import (
+    Cluster,
+    MosaicPlugin,
+    check_gpu,
+    execute,
+    open_cluster,
+    plan_workers,
+)
 from mosaic.exec.progress import Event
-from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
 from mosaic.exec.sources import SourceBundle, bundle_sources
 from mosaic.exec.summary import SweepSummary, model_key, return_status
+from mosaic.exec.task import RunOutcome, RunTask, run_seed
 from mosaic.store.layout import remember_store
 from mosaic.store.reader import select_runs
 from mosaic.store.records import PlannedRun, SweepRecords
@@ -251,7 +258,7 @@ class _Sweep:
                 key = plugin.key(planned.run_id, resubmits[planned.run_id])
                 task = self._task(planned)
                 task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
-                future = client.submit(execute_run, task, pure=False, key=key, resources=cluster.task_resources)
+                future = client.submit(execute, task, pure=False, key=key, resources=cluster.task_resources)
                 inflight[key] = (future, planned)
                 futures.add(future)
 

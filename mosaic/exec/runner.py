@@ -20,19 +20,19 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mosaic.config import RESERVED, Process
+from mosaic.config import RESERVED
 from mosaic.errors import PipelineError
 from mosaic.exec import metrics
 from mosaic.exec.loss import aligned
 from mosaic.exec.notes import run_notes
 from mosaic.exec.sources import SourceBundle, locate
+from mosaic.exec.task import RunOutcome, RunTask, run_seed
 from mosaic.exec.train import (
     Callback,
     Chain,
@@ -45,40 +45,7 @@ from mosaic.exec.train import (
 )
 from mosaic.store import layout
 
-
-@dataclass
-class RunTask:
-    """Everything a worker needs to train one run; picklable, built by the driver."""
-
-    run_id: int
-    attempt: int
-    sweep_id: int
-    pipeline: list[dict[str, Any]]
-    process: Process | Mapping[str, Any]  # the [PROCESS] section (a Mapping in tests)
-    config_dir: str
-    run_files: str
-    epochs: int
-    resume: bool = False
-    device: str | None = None
-    callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
-    sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
-
-
-@dataclass
-class RunOutcome:
-    """What one attempt of one run produced."""
-
-    run_id: int
-    attempt: int
-    status: str  # "done" or "error"
-    error: str | None
-    history: list[dict[str, Any]]
-    results: dict[str, Any] | None
-    seed: int
-    device: str
-    worker: str
-    stopped_early: bool = False
-    message: str | None = None
+__all__ = ["PipelineError", "RunOutcome", "RunTask", "execute_run", "run_seed"]
 
 
 # --- importing user classes -----------------------------------------------------------------
@@ -261,15 +228,6 @@ def _info(obj: Any, where: str) -> dict[str, Any]:
 
 
 # --- seeds --------------------------------------------------------------------------------------
-
-
-def run_seed(base_seed: int | None, run_id: int) -> int:
-    """A run's seed, derived from the config's ``seed`` (None counts as 0) and the run id.
-
-    Deterministic, so a run can be reproduced; different run ids (replicates) get different seeds.
-    """
-    digest = hashlib.sha256(f"mosaic:{0 if base_seed is None else int(base_seed)}:{int(run_id)}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def seed_everything(seed: int) -> None:
