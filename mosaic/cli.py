@@ -34,8 +34,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-request", metavar="SQL", help="a SQL query returning run ids")
     for flag, legacy, text in (
         ("-param_name_and_value", "-param_name_value", "runs whose parameter NAME equals VALUE"),
-        ("-param_name_and_value_low_threshold", "-param_name_value_low_threshold", "runs whose parameter NAME is below VALUE"),
-        ("-param_name_and_value_high_threshold", "-param_name_value_high_threshold", "runs whose parameter NAME is above VALUE"),
+        ("-param_name_and_value_low_threshold", "-param_name_value_low_threshold", "runs whose parameter NAME is at most VALUE (NAME <= VALUE, inclusive)"),
+        ("-param_name_and_value_high_threshold", "-param_name_value_high_threshold", "runs whose parameter NAME is at least VALUE (NAME >= VALUE, inclusive)"),
     ):
         group.add_argument(flag, legacy, nargs=2, metavar=("NAME", "VALUE"), help=text)
 
