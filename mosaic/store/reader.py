@@ -187,8 +187,7 @@ class _SqlReader(Reader):
         query = (
             "SELECT r.run_id, r.status, r.pipeline, r.return_status, r.error, r.attempt, "
             "coalesce(r.pipeline_json, p.param_value), r.sweep_id FROM runs r "
-            "LEFT JOIN (SELECT run_id, CAST(param_value AS VARCHAR) AS param_value FROM params "
-            "WHERE param_name = 'pipeline') p USING (run_id)"
+            "LEFT JOIN (SELECT run_id, param_value FROM params_text WHERE param_name = 'pipeline') p USING (run_id)"
         )
         params: list[Any] = []
         if ids is not None:
@@ -250,21 +249,21 @@ class _SqlReader(Reader):
             where.append("p.param_name LIKE '%\\_key' ESCAPE '\\'")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return self._table(f"""
-            SELECT p.run_id, p.param_name, CAST(p.param_value AS VARCHAR) AS param_value FROM params p
+            SELECT p.run_id, p.param_name, p.param_value FROM params_text p
             LEFT JOIN (SELECT run_id, param_name, min(time) AS first FROM params_all GROUP BY ALL) f
                 USING (run_id, param_name){clause}
             ORDER BY p.run_id, p.param_name = 'traceback', p.param_name = 'status', f.first, p.param_name""")
 
     def matching_runs(self, name: str, kind: str, value: str, number: float | None) -> list[int]:
-        text = "CAST(param_value AS VARCHAR)"
+        text = "param_value"
         if kind == "equal":
-            query, arguments = f"SELECT run_id FROM params WHERE param_name = ? AND {text} = ?", [name, value]
+            query, arguments = "SELECT run_id FROM params_text WHERE param_name = ? AND param_value = ?", [name, value]
         else:
             # inclusive, as the original (low: <= VALUE, high: >= VALUE); numbers compare as
             # numbers when both sides are numbers, otherwise as text
             op = "<=" if kind == "below" else ">="
             query = f"""
-                SELECT run_id FROM params WHERE param_name = ? AND CASE
+                SELECT run_id FROM params_text WHERE param_name = ? AND CASE
                     WHEN ?::DOUBLE IS NOT NULL AND TRY_CAST(trim({text}) AS DOUBLE) IS NOT NULL
                     THEN TRY_CAST(trim({text}) AS DOUBLE) {op} ?::DOUBLE
                     ELSE {text} {op} ? END"""

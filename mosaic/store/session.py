@@ -10,6 +10,8 @@ and column names, so a user's old SQL runs unchanged:
                   so old SQL compares alike (``param_value > 2`` is true for every text,
                   numbers sort before text, ``= 3`` and ``= '3'`` differ); results handed
                   out (``.sql()``, ``mosaic query``, the reader) show it as text.
+- ``params_text`` the same rows with ``param_value`` as plain text (what the reader uses;
+                  text comparisons only, a little faster)
 - ``runs``        run_id, status, pipeline, return_status, then attempt, pipeline_json,
                   worker, device, error, seed, sweep_id, time (latest row per run)
 - ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
@@ -72,6 +74,22 @@ _READ_PRAGMAS = {
 }
 _RETRIES = 5
 
+def _params_view(value: str, cast: str) -> str:
+    """The latest value of each (run_id, param_name) as ``value``, plus status and traceback
+    rows from runs (their text ``cast``)."""
+    unfinished = ", ".join(f"'{s}'" for s in UNFINISHED)
+    return f"""
+        SELECT run_id, param_name, {value} AS param_value FROM (
+            SELECT run_id, param_name, param_value, param_int FROM params_all
+            WHERE param_name NOT IN ('status', 'traceback')
+            QUALIFY row_number() OVER (PARTITION BY run_id, param_name ORDER BY time DESC) = 1)
+        UNION ALL
+        SELECT run_id, 'status', status{cast} FROM runs
+        UNION ALL
+        SELECT run_id, 'traceback', (CASE WHEN status = '{RunStatus.DONE.value}' THEN '' ELSE coalesce(error, '') END){cast}
+        FROM runs WHERE status NOT IN ({unfinished})"""
+
+
 # The views, over the raw tables <table>_all (which carry a sweep_id column).
 _VIEWS = {
     "runs": """
@@ -79,19 +97,11 @@ _VIEWS = {
                error, seed, sweep_id, time
         FROM runs_all
         QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC, attempt DESC) = 1""",
-    "params": """
-        SELECT run_id, param_name, param_value FROM (
-            SELECT run_id, param_name, CASE WHEN param_int IS NULL THEN param_value::VARIANT
-                                            ELSE param_int::VARIANT END AS param_value
-            FROM params_all
-            WHERE param_name NOT IN ('status', 'traceback')
-            QUALIFY row_number() OVER (PARTITION BY run_id, param_name ORDER BY time DESC) = 1)
-        UNION ALL
-        SELECT run_id, 'status', status::VARIANT FROM runs
-        UNION ALL
-        SELECT run_id, 'traceback', (CASE WHEN status = '{done}' THEN '' ELSE coalesce(error, '') END)::VARIANT
-        FROM runs WHERE status NOT IN ({unfinished})""".format(
-            done=RunStatus.DONE.value, unfinished=", ".join(f"'{s}'" for s in UNFINISHED)),
+    # range values as integers, the rest as text: compares like the original's sqlite column
+    "params": _params_view("CASE WHEN param_int IS NULL THEN param_value::VARIANT ELSE param_int::VARIANT END",
+                           "::VARIANT"),
+    # the same rows as text (what Mosaic's own reader uses: faster, and text is what it shows)
+    "params_text": _params_view("param_value", ""),
     "results": """
         SELECT * FROM results_all
         QUALIFY row_number() OVER (PARTITION BY run_id, attempt ORDER BY time DESC) = 1""",
