@@ -162,8 +162,7 @@ def rerun(
         raise SelectionError(f"{target.path}: runs {', '.join(map(str, unknown[:10]))} have no recorded pipeline; they cannot be rerun")
     recorded = _recorded_process(target, ids)
     processes = {i: rerun_process(config, recorded.get(i, {}), f"{target.path} run {i}") for i in ids}
-    full = {i: Config(config.path, config.text, processes[i], config.monitor, (), ()) for i in ids}
-    first = full[ids[0]]
+    first = Config(config.path, config.text, processes[ids[0]], config.monitor, (), ())  # MONITOR, run_files
     _precheck(first, client, scheduler, scheduler_file, workers)
 
     def plan() -> list[PlannedRun]:
@@ -327,7 +326,7 @@ class _Sweep:
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
         """The class files of every planned run: they travel with each task (no shared disk needed)."""
         paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths += [str(self._process(r.run_id).get("path_to_class_loss_function") or "") for r in runs]
+        paths += dict.fromkeys(str(self._process(r.run_id).get("path_to_class_loss_function") or "") for r in runs)
         return bundle_sources(paths, self.config.base_dir)
 
     def _process(self, run_id: int) -> Process:

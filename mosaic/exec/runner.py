@@ -446,9 +446,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
-            saved = load_checkpoint(ckpt, chain, optimizer, note=note)
-            for group in optimizer.param_groups if optimizer is not None else ():
-                group["lr"] = float(process["lr"])  # the run's lr (a rerun's [RERUN] lr), not the saved one
+            saved = load_checkpoint(ckpt, chain, optimizer, note=note, lr=float(process["lr"]))  # a rerun may change lr
             trainer.history = [dict(row) for row in saved["history"]]
             trainer.accuracy = saved["accuracy"]
             prior_duration = float(saved["duration_s"])
