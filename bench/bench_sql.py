@@ -8,6 +8,7 @@ vectorised batches, then times, through open_store:
   (a) mean and std of the final test_loss per model key per dataset key,
   (b) runs whose train loss rose over the last 10 % of epochs (from the history view),
   (c) a -param_name_and_value selection (select_runs),
+  (d), (e) old numeric SQL on params.param_value (integers for range values, as the original),
 the same questions against the exported sqlite file ((b) from run_results.slope, the only
 way the legacy layout can answer it without opening a .pt file per run), and export/import
 times. Answers are checked to agree. Prints a Markdown table.
@@ -65,6 +66,9 @@ SQLITE_A = """
 SQLITE_B = "SELECT run_id FROM run_results WHERE slope > 0 ORDER BY run_id"
 SQLITE_C = "SELECT run_id FROM params WHERE param_name = ? AND param_value = ?"
 SELECTION = ("mlp_funnel_width", "7")
+# old numeric SQL on params.param_value (range values are integers, as in the original's sqlite)
+QUERY_D = "SELECT run_id FROM params WHERE param_name = 'mlp_funnel_width' AND param_value > 9 ORDER BY run_id"
+QUERY_E = "SELECT count(*) FROM params WHERE param_value > 2"  # every text value is > 2, as in sqlite
 
 
 def _times(first: int, count: int, step_us: int = 1) -> pa.Array:
@@ -135,7 +139,9 @@ def _write_batch(store: Store, sweep: int, ids: np.ndarray, epochs: int, base: i
     flat = [(int(r), name, value) for r, rows in zip(ids.tolist(), params, strict=True) for name, value in rows]
     store.append("params", pa.table({
         "run_id": pa.array([f[0] for f in flat], pa.int64()), "param_name": [f[1] for f in flat],
-        "param_value": [f[2] for f in flat], "time": _times(base, len(flat)),
+        "param_value": [f[2] for f in flat],
+        "param_int": pa.array([int(f[2]) if f[1].endswith("_width") else None for f in flat], pa.int64()),
+        "time": _times(base, len(flat)),
     }), sweep)
     failed = rng.random(n) < 0.02
     status = np.where(failed, "error", "done")
@@ -214,6 +220,8 @@ def main() -> None:
             a_first, a, answer_a = timed(lambda: session.sql(QUERY_A).fetchall(), args.repeat)
             b_first, b, answer_b = timed(lambda: session.sql(QUERY_B).fetchall(), args.repeat)
             c_first, c, answer_c = timed(lambda: select_runs(session, Selection(equal=SELECTION)), args.repeat)
+            d_first, d_, answer_d = timed(lambda: session.sql(QUERY_D).fetchall(), args.repeat)
+            e_first, e, answer_e = timed(lambda: session.sql(QUERY_E).fetchall(), args.repeat)
         start = time.perf_counter()
         export(store_path, db_path)
         export_s = time.perf_counter() - start
@@ -221,8 +229,12 @@ def main() -> None:
         sa_first, sa, lite_a = timed(lambda: con.execute(SQLITE_A).fetchall(), args.repeat)
         sb_first, sb, lite_b = timed(lambda: con.execute(SQLITE_B).fetchall(), args.repeat)
         sc_first, sc, lite_c = timed(lambda: con.execute(SQLITE_C, (SELECTION[0], int(SELECTION[1]))).fetchall(), args.repeat)
+        sd_first, sd, lite_d = timed(lambda: con.execute(QUERY_D).fetchall(), args.repeat)
+        se_first, se, lite_e = timed(lambda: con.execute(QUERY_E).fetchall(), args.repeat)
         con.close()
         _check(answer_a, lite_a, answer_b, lite_b, answer_c, lite_c)
+        assert answer_d == lite_d and answer_d, "(d) answers differ"
+        assert answer_e == lite_e, "(e) answers differ"
         start = time.perf_counter()
         import_db(db_path, imported)
         import_s = time.perf_counter() - start
@@ -230,6 +242,8 @@ def main() -> None:
             "(a) mean/std final test_loss per model x dataset key": (a_first, a, sa_first, sa),
             "(b) runs whose train loss rose over the last 10 %": (b_first, b, sb_first, sb),
             "(c) -param_name_and_value selection": (c_first, c, sc_first, sc),
+            "(d) old SQL: mlp_funnel_width param_value > 9": (d_first, d_, sd_first, sd),
+            "(e) old SQL: count(*) of every param_value > 2": (e_first, e, se_first, se),
         }.items():
             rows.append((name, f"DuckDB {d:.3f} s (first {d1:.3f} s)",
                          f"sqlite {s:.3f} s (first {s1:.3f} s); sqlite/DuckDB = {s / d:.2f}"))
@@ -237,7 +251,8 @@ def main() -> None:
         rows.append(("import from sqlite", f"{import_s:.1f} s", "into a new store, without histories"))
         print(f"store: {args.runs:,} runs, {history_rows:,} history rows; {os.cpu_count()} CPUs; "
               f"mosaic {mosaic.__version__}")
-        print(f"answers: (a) {len(answer_a)} groups, (b) {len(answer_b)} runs, (c) {len(answer_c)} runs (agree with sqlite)")
+        print(f"answers: (a) {len(answer_a)} groups, (b) {len(answer_b)} runs, (c) {len(answer_c)} runs, "
+              f"(d) {len(answer_d)} runs, (e) {answer_e[0][0]:,} rows (agree with sqlite)")
         print("\n| step | time | notes |\n| --- | --- | --- |")
         for row in rows:
             print(f"| {' | '.join(row)} |")

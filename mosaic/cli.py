@@ -34,8 +34,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-request", metavar="SQL", help="a SQL query returning run ids")
     for flag, legacy, text in (
         ("-param_name_and_value", "-param_name_value", "runs whose parameter NAME equals VALUE"),
-        ("-param_name_and_value_low_threshold", "-param_name_value_low_threshold", "runs whose parameter NAME is below VALUE"),
-        ("-param_name_and_value_high_threshold", "-param_name_value_high_threshold", "runs whose parameter NAME is above VALUE"),
+        ("-param_name_and_value_low_threshold", "-param_name_value_low_threshold", "runs whose parameter NAME is at most VALUE (NAME <= VALUE, inclusive)"),
+        ("-param_name_and_value_high_threshold", "-param_name_value_high_threshold", "runs whose parameter NAME is at least VALUE (NAME >= VALUE, inclusive)"),
     ):
         group.add_argument(flag, legacy, nargs=2, metavar=("NAME", "VALUE"), help=text)
 
@@ -101,10 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_resume)
 
     p = _command(sub, "rerun", "rerun", "continue training selected runs from their checkpoints")
-    p.add_argument("config_file", help="the .ini file (its MONITOR section at least)")
+    p.add_argument("config_file", help="an .ini file with a [MONITOR] section; each run keeps its recorded PROCESS "
+                   "values (lr, loss, optimizer...) unless a [RERUN] section sets the key (e.g. lr = 1e-4); "
+                   "[PROCESS] is ignored, as in the original")
     p.add_argument("database_file", metavar="store", help="the store of the first run")
     _add_selection(p)
-    p.add_argument("-epochs", type=int, metavar="EPOCHS", help="more epochs to train (default: the config's epochs)")
+    p.add_argument("-epoch", "-epochs", dest="epochs", type=int, metavar="EPOCHS",
+                   help="more epochs to train (default: [RERUN] epochs, else each run's recorded epochs)")
     _add_cluster(p)
     p.set_defaults(handler=_rerun)
 

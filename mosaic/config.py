@@ -143,14 +143,7 @@ def load_config(path: str | Path) -> Config:
     Raises ConfigError with file, section, key, value and the fix for any problem.
     """
     path = Path(path)
-    if not path.exists():
-        raise config_error(path, None, None, "config file not found; check the path")
-    if path.is_dir():
-        raise config_error(path, None, None, "is a folder, not a config file; give the .ini file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise config_error(path, None, None, f"not a text file ({exc.reason}); give a UTF-8 .ini file") from None
+    text = _read(path)
     parser = _parse(path, text)
     for required in ("PROCESS", "MONITOR"):
         if not parser.has_section(required):
@@ -189,6 +182,17 @@ def load_config(path: str | Path) -> Config:
             "devices of gpu_available; Mosaic starts one worker per device"
         )
     return Config(path.resolve(), text, process, monitor, tuple(sections), tuple(warnings))
+
+
+def _read(path: Path) -> str:
+    if not path.exists():
+        raise config_error(path, None, None, "config file not found; check the path")
+    if path.is_dir():
+        raise config_error(path, None, None, "is a folder, not a config file; give the .ini file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise config_error(path, None, None, f"not a text file ({exc.reason}); give a UTF-8 .ini file") from None
 
 
 def _parse(path: Path, text: str) -> configparser.ConfigParser:

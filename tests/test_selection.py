@@ -69,7 +69,7 @@ def test_exactly_one_selection(store: Store) -> None:
 
 
 def test_request(store: Store) -> None:
-    sql = "SELECT run_id FROM params WHERE param_name = 'mlp_brick_width' AND param_value IN ('2', '9')"
+    sql = "SELECT run_id FROM params WHERE param_name = 'mlp_brick_width' AND param_value IN (2, 9)"  # range values are integers
     assert select_runs(store.path, Selection(request=sql)) == [1, 3]
     assert select_runs(store.path, Selection(request="SELECT run_id FROM run_results WHERE epochs = 3")) == [1, 2, 3, 4]
     assert select_runs(store.path, Selection(request="SELECT 2 UNION ALL SELECT 2 UNION ALL SELECT 1")) == [1, 2]
@@ -92,18 +92,21 @@ def test_param_name_and_value_is_text_equality(store: Store) -> None:
     assert select_runs(store.path, Selection(equal=("mlp_brick_width", "9"))) == [3]
     assert select_runs(store.path, Selection(equal=["mlp_key", "brick_10"])) == [4]
     assert select_runs(store.path, Selection(equal=("status", "error"))) == [5]
-    with pytest.raises(SelectionError, match="no run matches -param_name_and_value mlp_brick_width 9.0 .*takes the values: 10, 2, 3, 9"):
+    with pytest.raises(SelectionError, match="no run matches -param_name_and_value mlp_brick_width 9.0 .*takes the values: 2, 3, 9, 10"):
         select_runs(store.path, Selection(equal=("mlp_brick_width", "9.0")))
 
 
-def test_thresholds_compare_numbers_as_numbers(store: Store) -> None:
-    # the original compared text: "10" < "9"
-    assert select_runs(store.path, Selection(below=("mlp_brick_width", "9"))) == [1, 2]
-    assert select_runs(store.path, Selection(above=("mlp_brick_width", "9"))) == [4]
+def test_thresholds_are_inclusive_and_compare_numbers_as_numbers(store: Store) -> None:
+    # inclusive as the original (low: <=, high: >=); numbers as numbers, so "10" is not below "9"
+    assert select_runs(store.path, Selection(below=("mlp_brick_width", "9"))) == [1, 2, 3]
+    assert select_runs(store.path, Selection(above=("mlp_brick_width", "9"))) == [3, 4]
+    assert select_runs(store.path, Selection(below=("mlp_brick_width", "2"))) == [1]
+    assert select_runs(store.path, Selection(above=("mlp_brick_width", "10"))) == [4]
     assert select_runs(store.path, Selection(above=("mlp_brick_width", "2.5"))) == [2, 3, 4]
     assert select_runs(store.path, Selection(below=("lr", "0.1"))) == [1, 2, 3, 4, 5]  # "1e-2" is a number
+    assert select_runs(store.path, Selection(below=("lr", "1e-2"))) == [1, 2, 3, 4, 5]  # equal counts
     # text when a side is not a number
-    assert select_runs(store.path, Selection(below=("mlp_key", "brick_3"))) == [1, 4]
+    assert select_runs(store.path, Selection(below=("mlp_key", "brick_3"))) == [1, 2, 4]
     assert select_runs(store.path, Selection(below=("mlp_brick_width", "abc"))) == [1, 2, 3, 4]  # digits sort first
     with pytest.raises(SelectionError, match="no run matches"):
         select_runs(store.path, Selection(above=("mlp_brick_width", "100")))
@@ -129,6 +132,6 @@ def test_open_session_and_legacy_database(store: Store, tmp_path: Path) -> None:
     legacy = tmp_path / "legacy.db"
     shutil.copy(LEGACY_DB, legacy)
     assert select_runs(legacy, Selection(equal=("mlp_brick_width", "3"))) == [3, 4]
-    assert select_runs(legacy, Selection(above=("mlp_brick_width", "3"))) == [5, 6]
+    assert select_runs(legacy, Selection(above=("mlp_brick_width", "3"))) == [3, 4, 5, 6]
     assert select_runs(legacy, Selection(equal=("status", "error"))) == [7, 8]
     assert mosaic.select_runs is select_runs and mosaic.Selection is Selection

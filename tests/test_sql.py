@@ -75,7 +75,11 @@ def test_empty_store_has_every_view_with_its_columns(tmp_path: Path) -> None:
 
 def test_legacy_sql_runs_unchanged(store: Store) -> None:
     with open_store(store.path) as session:
-        assert rows(session, "SELECT run_id FROM params WHERE param_name='mlp_brick_width' AND param_value='3'") == [(2,)]
+        # range values are integers, as in the original's sqlite file: = 3 matches, = '3' does not
+        assert rows(session, "SELECT run_id FROM params WHERE param_name='mlp_brick_width' AND param_value=3") == [(2,)]
+        assert rows(session, "SELECT run_id FROM params WHERE param_name='mlp_brick_width' AND param_value='3'") == []
+        assert rows(session, "SELECT param_value FROM params WHERE param_name='mlp_brick_width' ORDER BY run_id") == [
+            ("2",), ("3",), ("4",), ("10",)]  # results read as text, as before
         durations = rows(session, 'SELECT "duration(s)" FROM run_results ORDER BY run_id')
         assert durations == [(0.51,), (0.52,), (0.53,), (0.54,)]
         assert rows(session, "SELECT param_value FROM system WHERE param_name = 'next_run_id'") == [(6,)]
@@ -150,7 +154,7 @@ def test_legacy_database_has_the_same_views(tmp_path: Path) -> None:
     with open_store(LEGACY_DB, run_files=DATA / "legacy_runs") as session:
         for view, columns in VIEW_COLUMNS.items():
             assert session.sql(f"SELECT * FROM {view}").columns == columns, view
-        assert rows(session, "SELECT run_id FROM params WHERE param_name='mlp_brick_width' AND param_value='3' ORDER BY 1") == [(3,), (4,)]
+        assert rows(session, "SELECT run_id FROM params WHERE param_name='mlp_brick_width' AND param_value=3 ORDER BY 1") == [(3,), (4,)]
         assert rows(session, "SELECT count(*) FROM history") == [(60,)]
         assert rows(session, "SELECT param_value FROM system") == [(9,)]
         assert rows(session, "SELECT count(*) FROM params") == [(176,)]
@@ -280,10 +284,15 @@ def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_query_formats_and_refusal(store: Store, tmp_path: Path) -> None:
-    done = run_cli("query", store.path, "SELECT run_id FROM params WHERE param_name='mlp_brick_width' AND param_value='3'",
-                   "--format", "csv")
+    # the query (a Binder Error before param_value compared like the original's sqlite)
+    old_sql = "SELECT run_id, param_value FROM params WHERE param_name='mlp_brick_width' AND param_value > 3 ORDER BY 1"
+    done = run_cli("query", store.path, old_sql, "--format", "csv")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["run_id", "2"]
+    assert done.stdout.split() == ["run_id,param_value", "3,4", "4,10"]
+    as_json = run_cli("query", store.path, old_sql, "--format", "json")
+    assert json.loads(as_json.stdout) == [{"run_id": 3, "param_value": "4"}, {"run_id": 4, "param_value": "10"}]
+    run_cli("query", store.path, old_sql, "--format", "parquet", "-o", tmp_path / "p.parquet")
+    assert pq.read_table(tmp_path / "p.parquet").column("param_value").to_pylist() == ["4", "10"]
     before = digest(store.path)
     refused = run_cli("query", store.path, f"COPY runs TO '{store.path}/runs/sweep=1/x.parquet'")
     assert refused.returncode == 2

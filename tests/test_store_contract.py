@@ -145,7 +145,9 @@ def test_sweeps_and_next_run_id(reader: Reader) -> None:
     assert sweep_ids == sorted(set(sweep_ids))
     if reader.is_legacy:
         assert sweeps.num_rows == 0
-    assert reader.next_run_id() > max(reader.used_run_ids(), default=0)
+    # one snapshot: on a live store, a run planned between two separate calls would race
+    next_id, used = reader.snapshot(lambda: (reader.next_run_id(), reader.used_run_ids()))
+    assert next_id > max(used, default=0)
     assert dict(reader.system()).keys() >= {"next_run_id"} or not reader.is_legacy
 
 

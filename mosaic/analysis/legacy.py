@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sqlite3
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,10 @@ from mosaic.store.files import atomic_write
 from mosaic.store.layout import HISTORY_KEYS, history_path, last_store
 from mosaic.store.legacy_db import LEGACY_SCHEMA, RESULT_COLUMNS, as_int, is_sqlite, read_legacy
 from mosaic.store.reader import Reader, open_reader
+from mosaic.store.records import integer_names, typed_value
 from mosaic.store.selection import format_ids
 from mosaic.store.writer import Store, now
-from mosaic.sweep import legacy_params, read_pipelines
-
-_INTEGER = re.compile(r"-?\d+")
+from mosaic.sweep import read_pipelines
 
 
 # -- export ----------------------------------------------------------------------------
@@ -83,7 +80,7 @@ def _write_sqlite(path: Path, data: dict[str, list[tuple]]) -> None:
         for sql in LEGACY_SCHEMA.values():
             con.execute(sql)
         con.executemany("INSERT INTO params VALUES (?, ?, ?)", (
-            (run_id, name, _typed(value, name in _integer_names(pipelines.get(run_id))))
+            (run_id, name, typed_value(value, name in integer_names(pipelines.get(run_id))))
             for run_id, name, value in data["params"]
         ))
         con.executemany("INSERT INTO runs VALUES (?, ?, ?, ?)", data["runs"])
@@ -92,25 +89,6 @@ def _write_sqlite(path: Path, data: dict[str, list[tuple]]) -> None:
         con.commit()
     finally:
         con.close()
-
-
-@lru_cache(maxsize=4096)
-def _integer_names(pipeline_json: str | None) -> frozenset[str]:
-    """The param names whose value the pipeline holds as a JSON integer (ranges)."""
-    if not pipeline_json:
-        return frozenset()
-    try:
-        pipeline = json.loads(pipeline_json)
-        pairs = legacy_params(pipeline)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return frozenset()
-    return frozenset(name for name, value in pairs if isinstance(value, int) and not isinstance(value, bool))
-
-
-def _typed(value: str | None, integer: bool) -> Any:
-    if integer and value is not None and _INTEGER.fullmatch(value):
-        return int(value)
-    return value
 
 
 def write_histories(rows: list[tuple], folder: str | os.PathLike[str]) -> int:

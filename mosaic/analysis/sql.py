@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from mosaic.errors import StoreError
 from mosaic.store.files import atomic_write
 from mosaic.store.layout import SUFFIX
-from mosaic.store.session import check_read_only, first_line, open_store
+from mosaic.store.session import check_read_only, first_line, open_store, plain
 
 FORMATS = ("table", "csv", "json", "parquet")
 _TABLE_ROW_LIMIT = 10_000
@@ -49,7 +49,7 @@ def query(store: str | os.PathLike[str], sql: str, format: str = "table",
         if target is not None and session.store is not None and _inside(target, session.store.path):
             raise StoreError(f"-o {target}: inside the store {session.store.path}; write the output elsewhere")
         try:
-            data = session.retry(lambda: session.con.sql(sql).to_arrow_table())
+            data = session.retry(lambda: plain(session.con.sql(sql)).to_arrow_table())
         except duckdb.PermissionException as exc:
             raise StoreError(f"refused: the query reads or writes files outside the store ({first_line(exc)})") from None
         except duckdb.Error as exc:

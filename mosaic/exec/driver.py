@@ -21,8 +21,9 @@ from typing import Any
 
 from distributed import as_completed
 
+from mosaic import schemas
 from mosaic import sweep as sweeps
-from mosaic.config import Config, load_config
+from mosaic.config import Config, Process, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
 from mosaic.exec import control
 from mosaic.exec.cluster import (
@@ -37,8 +38,9 @@ from mosaic.exec.progress import Event
 from mosaic.exec.sources import SourceBundle, bundle_sources
 from mosaic.exec.summary import SweepSummary, model_key, return_status
 from mosaic.exec.task import RunOutcome, RunTask, run_seed
+from mosaic.rerun_config import RerunConfig, load_rerun_config, rerun_process
 from mosaic.store.layout import remember_store
-from mosaic.store.reader import select_runs
+from mosaic.store.reader import open_reader, select_runs
 from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.status import RunStatus
 from mosaic.store.writer import CompactResult, Store, now
@@ -128,7 +130,7 @@ def resume(
 
 
 def rerun(
-    config: str | os.PathLike[str] | Config,
+    config: str | os.PathLike[str] | Config | RerunConfig,
     store: str | os.PathLike[str],
     selection: Any,
     epochs: int | None = None,
@@ -141,11 +143,19 @@ def rerun(
 ) -> SweepSummary:
     """Continue training the selected runs from their checkpoints for ``epochs`` more epochs.
 
-    ``epochs`` defaults to the config's; each run gets attempt + 1 in a new sweep.
+    As the original's ``mosaic_rerun``: each run continues with its own recorded PROCESS
+    values (lr, loss, optimizer, ...); the config gives the MONITOR settings (it needs only
+    ``[MONITOR]``; its ``[PROCESS]`` is ignored) and, in a ``[RERUN]`` section, PROCESS keys
+    that override the recorded values for every selected run (written to the store as the
+    runs' new values). ``epochs`` defaults to ``[RERUN] epochs``, else each run's recorded
+    epochs. Each run gets attempt + 1 in a new sweep.
     """
-    config = config if isinstance(config, Config) else load_config(config)
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise UsageError(f"-epochs must be a positive integer; got {epochs!r}")
+    if isinstance(config, Config):
+        config = RerunConfig.of(config)
+    elif not isinstance(config, RerunConfig):
+        config = load_rerun_config(config)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise UsageError(f"-epoch must be a positive integer; got {epochs!r}")
     target = Store(store)
     ids = sorted(set(select_runs(target.path, selection)))
     if not ids:
@@ -157,18 +167,38 @@ def rerun(
     unknown = [i for i in ids if not latest[i]["pipeline_json"]]
     if unknown:
         raise SelectionError(f"{target.path}: runs {', '.join(map(str, unknown[:10]))} have no recorded pipeline; they cannot be rerun")
-    _precheck(config, client, scheduler, scheduler_file, workers)
-    more = epochs or config.process.epochs
+    recorded = _recorded_process(target, ids)
+    processes = {i: rerun_process(config, recorded.get(i, {}), f"{target.path} run {i}") for i in ids}
+    first = Config(config.path, config.text, processes[ids[0]], config.monitor, (), ())  # MONITOR, run_files
+    _precheck(first, client, scheduler, scheduler_file, workers)
 
     def plan() -> list[PlannedRun]:
         return [
-            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]), more, True)
+            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]),
+                       epochs or processes[i].epochs, True)
             for i in ids
         ]
 
-    return _Sweep(target, "rerun", config, on_event).execute(
+    sweep = _Sweep(target, "rerun", first, on_event)
+    sweep.processes = processes
+    sweep.overrides = [(i, key, value) for i in ids for key, value in config.overrides.items()
+                       if recorded.get(i, {}).get(key) != value]
+    return sweep.execute(
         plan, new_params=False, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
     )
+
+
+def _recorded_process(store: Store, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """The PROCESS values recorded for each run (its params of PROCESS key names), as text."""
+    names = list(schemas.config_keys("PROCESS"))
+    with open_reader(store, live=False) as reader:
+        table = reader.params(ids=ids, names=names)
+    values: dict[int, dict[str, str]] = collections.defaultdict(dict)
+    for run_id, name, value in zip(*(table.column(c).to_pylist() for c in ("run_id", "param_name", "param_value")),
+                                   strict=True):
+        if value is not None:
+            values[run_id][name] = value
+    return values
 
 
 def _precheck(config: Config, client: Any, scheduler: Any, scheduler_file: Any, workers: int | None) -> None:
@@ -197,6 +227,8 @@ class _Sweep:
         self.records: SweepRecords
         self.run_files = _run_files(config, store)
         self.started = now()
+        self.processes: dict[int, Process] = {}  # rerun: each run's own PROCESS
+        self.overrides: list[tuple[int, str, str]] = []  # rerun: (run_id, key, value) params to record
 
     # -- the whole life of a sweep -------------------------------------------------------
     def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any, **where: Any) -> SweepSummary:
@@ -214,6 +246,8 @@ class _Sweep:
                 self.by_id = {r.run_id: r for r in runs}
                 self.sources = self._sources(runs)
                 self.records.write_planned(runs, new_params)
+                for run_id, key, value in self.overrides:  # a rerun's [RERUN] values become the runs' own
+                    self.records.add("params", {"run_id": run_id, "param_name": key, "param_value": value})
                 self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
                 clock = time.monotonic()
                 paused_file = self._drive(cluster, runs)
@@ -299,8 +333,12 @@ class _Sweep:
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
         """The class files of every planned run: they travel with each task (no shared disk needed)."""
         paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths.append(str(self.config.process.path_to_class_loss_function or ""))
+        paths += dict.fromkeys(str(self._process(r.run_id).get("path_to_class_loss_function") or "") for r in runs)
         return bundle_sources(paths, self.config.base_dir)
+
+    def _process(self, run_id: int) -> Process:
+        """The PROCESS a run trains with (a rerun: its own recorded values, see :func:`rerun`)."""
+        return self.processes.get(run_id, self.config.process)
 
     # -- one run -------------------------------------------------------------------------
     def _task(self, planned: PlannedRun) -> RunTask:
@@ -309,7 +347,7 @@ class _Sweep:
             attempt=planned.attempt,
             sweep_id=self.sweep_id,
             pipeline=planned.pipeline,
-            process=self.config.process,
+            process=self._process(planned.run_id),
             config_dir=str(self.config.base_dir),
             run_files=str(self.run_files),
             epochs=planned.epochs,

@@ -404,7 +404,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
-            saved = load_checkpoint(ckpt, chain, optimizer, note=note)
+            saved = load_checkpoint(ckpt, chain, optimizer, note=note, lr=float(process["lr"]))  # a rerun may change lr
             trainer.history = [dict(row) for row in saved["history"]]
             trainer.accuracy = saved["accuracy"]
             prior_duration = float(saved["duration_s"])

@@ -367,8 +367,11 @@ def load_checkpoint(
     chain: Chain,
     optimizer: torch.optim.Optimizer | None,
     note: Callable[[str], None] | None = None,
+    lr: float | None = None,
 ) -> dict[str, Any]:
     """Restore models, optimizer and RNG states from a checkpoint; return its other entries.
+
+    ``lr``: the learning rate to continue with (else the saved optimizer's).
 
     The user's ``load_model`` is called first (a failure is reported through ``note``, e.g.
     ``torch.load`` refusing a pickled module under ``weights_only=True``), then the saved
@@ -399,6 +402,8 @@ def load_checkpoint(
                     param.copy_(saved)
     if optimizer is not None and payload["optimizer"] is not None:
         optimizer.load_state_dict(payload["optimizer"])
+        for group in optimizer.param_groups if lr is not None else ():
+            group["lr"] = lr
     restore_rng(payload["rng"])
     return {k: v for k, v in payload.items() if k not in ("format", "models", "optimizer", "rng")}
 

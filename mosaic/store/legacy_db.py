@@ -89,6 +89,7 @@ def _read_legacy(con: sqlite3.Connection, path: Path, history_dir: str | os.Path
             params["run_id"].append(run_id)
             params["param_name"].append(name)
             params["param_value"].append(text)
+            params["param_int"].append(value if isinstance(value, int) else None)  # sqlite INTEGER
             params["time"].append(clock())
     runs: dict[str, list[Any]] = defaultdict(list)
     for run_id, status, pipeline, return_status in con.execute(

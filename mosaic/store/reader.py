@@ -110,8 +110,9 @@ class Reader(abc.ABC):
 
     @abc.abstractmethod
     def matching_runs(self, name: str, kind: str, value: str, number: float | None) -> list[int]:
-        """Run ids whose param ``name`` is equal to (``kind`` "equal"), below or above
-        ``value``; thresholds compare as numbers when both sides are (``number`` given)."""
+        """Run ids whose param ``name`` is equal to (``kind`` "equal"), at most (``below``) or
+        at least (``above``) ``value``, thresholds inclusive as in the original; thresholds
+        compare as numbers when both sides are (``number`` given), as text otherwise."""
 
     # -- results -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -186,7 +187,7 @@ class _SqlReader(Reader):
         query = (
             "SELECT r.run_id, r.status, r.pipeline, r.return_status, r.error, r.attempt, "
             "coalesce(r.pipeline_json, p.param_value), r.sweep_id FROM runs r "
-            "LEFT JOIN (SELECT run_id, param_value FROM params WHERE param_name = 'pipeline') p USING (run_id)"
+            "LEFT JOIN (SELECT run_id, param_value FROM params_text WHERE param_name = 'pipeline') p USING (run_id)"
         )
         params: list[Any] = []
         if ids is not None:
@@ -227,7 +228,9 @@ class _SqlReader(Reader):
         return [n for (n,) in self.session.fetch("SELECT DISTINCT param_name FROM params_all ORDER BY 1")]
 
     def param_values(self, name: str, limit: int | None = None) -> list[str]:
-        query = "SELECT DISTINCT param_value FROM params WHERE param_name = ? ORDER BY 1"
+        # numbers (range values) first, in numeric order, then text, as the original's sqlite sorts
+        query = ("SELECT CAST(param_value AS VARCHAR) FROM (SELECT DISTINCT param_value FROM params "
+                 "WHERE param_name = ?) ORDER BY param_value")
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         return [v for (v,) in self.session.fetch(query, [name])]
@@ -246,22 +249,24 @@ class _SqlReader(Reader):
             where.append("p.param_name LIKE '%\\_key' ESCAPE '\\'")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return self._table(f"""
-            SELECT p.run_id, p.param_name, CAST(p.param_value AS VARCHAR) AS param_value FROM params p
+            SELECT p.run_id, p.param_name, p.param_value FROM params_text p
             LEFT JOIN (SELECT run_id, param_name, min(time) AS first FROM params_all GROUP BY ALL) f
                 USING (run_id, param_name){clause}
             ORDER BY p.run_id, p.param_name = 'traceback', p.param_name = 'status', f.first, p.param_name""")
 
     def matching_runs(self, name: str, kind: str, value: str, number: float | None) -> list[int]:
+        text = "param_value"
         if kind == "equal":
-            query, arguments = "SELECT run_id FROM params WHERE param_name = ? AND param_value = ?", [name, value]
+            query, arguments = "SELECT run_id FROM params_text WHERE param_name = ? AND param_value = ?", [name, value]
         else:
-            op = "<" if kind == "below" else ">"
-            # numbers compare as numbers when both sides are numbers; otherwise as text
+            # inclusive, as the original (low: <= VALUE, high: >= VALUE); numbers compare as
+            # numbers when both sides are numbers, otherwise as text
+            op = "<=" if kind == "below" else ">="
             query = f"""
-                SELECT run_id FROM params WHERE param_name = ? AND CASE
-                    WHEN ?::DOUBLE IS NOT NULL AND TRY_CAST(trim(param_value) AS DOUBLE) IS NOT NULL
-                    THEN TRY_CAST(trim(param_value) AS DOUBLE) {op} ?::DOUBLE
-                    ELSE param_value {op} ? END"""
+                SELECT run_id FROM params_text WHERE param_name = ? AND CASE
+                    WHEN ?::DOUBLE IS NOT NULL AND TRY_CAST(trim({text}) AS DOUBLE) IS NOT NULL
+                    THEN TRY_CAST(trim({text}) AS DOUBLE) {op} ?::DOUBLE
+                    ELSE {text} {op} ? END"""
             arguments = [name, number, number, value]
         return sorted({r for (r,) in self.session.fetch(query, arguments)})
 

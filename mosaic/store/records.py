@@ -16,11 +16,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import re
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,32 @@ def param_pairs(pipeline: list[dict[str, Any]], process_raw: Mapping[str, Any], 
     pairs += [(k, str(v)) for k, v in process_raw.items()]
     pairs.append(("database_path", str(store_path)))
     return pairs
+
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+@lru_cache(maxsize=4096)
+def integer_names(pipeline_json: str | None) -> frozenset[str]:
+    """The param names whose value a pipeline holds as a JSON integer (range values).
+
+    The original stored exactly these as sqlite INTEGER and everything else as TEXT: the
+    store's ``params.param_int`` column and the sqlite export both follow this one rule.
+    """
+    if not pipeline_json:
+        return frozenset()
+    try:
+        pairs = sweeps.legacy_params(json.loads(pipeline_json))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return frozenset()
+    return frozenset(name for name, value in pairs if isinstance(value, int) and not isinstance(value, bool))
+
+
+def typed_value(value: str | None, integer: bool) -> int | str | None:
+    """A param's stored text as the original stored it: an int for an integer param, else the text."""
+    if integer and value is not None and _INTEGER.fullmatch(value):
+        return int(value)
+    return value
 
 
 def history_rows(run_id: int, attempt: int, epochs: Iterable[Mapping[str, Any]], stamp: dt.datetime) -> list[dict[str, Any]]:
@@ -194,11 +222,17 @@ def write_planned(store: Store, sweep_id: int, runs: Sequence[PlannedRun], seed:
         params: dict[str, list[Any]] = collections.defaultdict(list)
         for planned, pipeline_json in zip(chunk, rows["pipeline_json"], strict=True):
             pairs = param_pairs(planned.pipeline, process_raw, store.path, pipeline_json)
+            integers = integer_names(pipeline_json)
             params["run_id"].extend([planned.run_id] * len(pairs))
             params["param_name"].extend(n for n, _ in pairs)
             params["param_value"].extend(v for _, v in pairs)
+            params["param_int"].extend(_int_or_none(typed_value(v, n in integers)) for n, v in pairs)
         params["time"] = [stamp] * len(params["run_id"])
         store.append("params", pa.table(dict(params)), sweep_id)
+
+
+def _int_or_none(value: int | str | None) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 def _version(package: str) -> str | None:

@@ -5,8 +5,10 @@ reader (:meth:`mosaic.store.reader.Reader.run_ids` calls :func:`resolve`).
 
 The original's flags: ``-id 3`` / ``-id 1-3,7,10-12`` / ``-id all``, ``-request SQL``,
 ``-param_name_and_value NAME VALUE`` and the ``_low_threshold`` / ``_high_threshold``
-variants. Thresholds compare numbers as numbers when both sides are numbers (the
-original compared text, so "10" < "9"), and text otherwise.
+variants. Thresholds are inclusive, as the original's: ``_low_threshold NAME VALUE``
+picks ``NAME <= VALUE`` and ``_high_threshold NAME VALUE`` picks ``NAME >= VALUE``. They
+compare numbers as numbers when both sides are numbers (the original compared sqlite
+values, so a text "10" was not below "9" numerically), and text otherwise.
 """
 
 from __future__ import annotations

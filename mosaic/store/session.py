@@ -3,8 +3,15 @@
 ``open_store(path)`` gives a :class:`StoreSession` whose views keep the original's table
 and column names, so a user's old SQL runs unchanged:
 
-- ``params``      run_id, param_name, param_value (text): the latest row per (run_id,
-                  param_name), plus ``status`` and ``traceback`` rows made from ``runs``
+- ``params``      run_id, param_name, param_value: the latest row per (run_id,
+                  param_name), plus ``status`` and ``traceback`` rows made from ``runs``.
+                  ``param_value`` is a VARIANT holding an integer for range values and
+                  text for everything else, as the original's untyped sqlite column did,
+                  so old SQL compares alike (``param_value > 2`` is true for every text,
+                  numbers sort before text, ``= 3`` and ``= '3'`` differ); results handed
+                  out (``.sql()``, ``mosaic query``, the reader) show it as text.
+- ``params_text`` the same rows with ``param_value`` as plain text (what the reader uses;
+                  text comparisons only, a little faster)
 - ``runs``        run_id, status, pipeline, return_status, then attempt, pipeline_json,
                   worker, device, error, seed, sweep_id, time (latest row per run)
 - ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
@@ -67,6 +74,22 @@ _READ_PRAGMAS = {
 }
 _RETRIES = 5
 
+def _params_view(value: str, cast: str) -> str:
+    """The latest value of each (run_id, param_name) as ``value``, plus status and traceback
+    rows from runs (their text ``cast``)."""
+    unfinished = ", ".join(f"'{s}'" for s in UNFINISHED)
+    return f"""
+        SELECT run_id, param_name, {value} AS param_value FROM (
+            SELECT run_id, param_name, param_value, param_int FROM params_all
+            WHERE param_name NOT IN ('status', 'traceback')
+            QUALIFY row_number() OVER (PARTITION BY run_id, param_name ORDER BY time DESC) = 1)
+        UNION ALL
+        SELECT run_id, 'status', status{cast} FROM runs
+        UNION ALL
+        SELECT run_id, 'traceback', (CASE WHEN status = '{RunStatus.DONE.value}' THEN '' ELSE coalesce(error, '') END){cast}
+        FROM runs WHERE status NOT IN ({unfinished})"""
+
+
 # The views, over the raw tables <table>_all (which carry a sweep_id column).
 _VIEWS = {
     "runs": """
@@ -74,17 +97,11 @@ _VIEWS = {
                error, seed, sweep_id, time
         FROM runs_all
         QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC, attempt DESC) = 1""",
-    "params": """
-        SELECT run_id, param_name, param_value FROM (
-            SELECT run_id, param_name, param_value FROM params_all
-            WHERE param_name NOT IN ('status', 'traceback')
-            QUALIFY row_number() OVER (PARTITION BY run_id, param_name ORDER BY time DESC) = 1)
-        UNION ALL
-        SELECT run_id, 'status', status FROM runs
-        UNION ALL
-        SELECT run_id, 'traceback', CASE WHEN status = '{done}' THEN '' ELSE coalesce(error, '') END
-        FROM runs WHERE status NOT IN ({unfinished})""".format(
-            done=RunStatus.DONE.value, unfinished=", ".join(f"'{s}'" for s in UNFINISHED)),
+    # range values as integers, the rest as text: compares like the original's sqlite column
+    "params": _params_view("CASE WHEN param_int IS NULL THEN param_value::VARIANT ELSE param_int::VARIANT END",
+                           "::VARIANT"),
+    # the same rows as text (what Mosaic's own reader uses: faster, and text is what it shows)
+    "params_text": _params_view("param_value", ""),
     "results": """
         SELECT * FROM results_all
         QUALIFY row_number() OVER (PARTITION BY run_id, attempt ORDER BY time DESC) = 1""",
@@ -143,6 +160,7 @@ class StoreSession:
         self._next_run_id: int | None = None
         self._reruns: bool | None = None
         self._max_attempt: dict[Path, int] = {}
+        self._has_param_int: dict[Path, bool] = {}
         self._depth = 0
 
     @property
@@ -156,7 +174,7 @@ class StoreSession:
         Raises StoreError for a statement that is not a single read.
         """
         check_read_only(query)
-        return self.retry(lambda: self.con.sql(query))
+        return self.retry(lambda: plain(self.con.sql(query)))
 
     def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple]:
         """Run a trusted statement of Mosaic's own (with ``?`` parameters) and fetch every row.
@@ -205,7 +223,8 @@ class StoreSession:
             source = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]" if files else None
             if force or source != self._sources.get(table, "unset"):
                 self._sources.pop(table, None)  # until the view is made: a failure retries it
-                self.con.execute(f"CREATE OR REPLACE VIEW {table}_all AS {_raw_select(table, source)}")
+                untyped = table == "params" and not all(self._typed(f) for f in files)
+                self.con.execute(f"CREATE OR REPLACE VIEW {table}_all AS {_raw_select(table, source, untyped)}")
                 if table == "history":
                     self._history_view(any(self._attempts(f) > 0 for f in files), force)
                 self._sources[table] = source
@@ -222,6 +241,15 @@ class StoreSession:
             self._reruns = None
             self.con.execute(f"CREATE OR REPLACE VIEW history AS {_HISTORY[reruns]}")
             self._reruns = reruns
+
+    def _typed(self, file: Path) -> bool:
+        """True when a params file has the ``param_int`` column (files never change)."""
+        if file not in self._has_param_int:
+            try:
+                self._has_param_int[file] = "param_int" in pq.read_schema(file).names
+            except (OSError, ValueError):
+                return False  # unreadable now (being compacted away): read it the tolerant way
+        return self._has_param_int[file]
 
     def _attempts(self, file: Path) -> int:
         """The largest attempt in a history file, from its statistics (files never change)."""
@@ -247,12 +275,30 @@ class StoreSession:
         self.close()
 
 
-def _raw_select(table: str, source: str | None) -> str:
-    """``source``: a list literal of quoted file paths (None: no file yet)."""
+def plain(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """``relation`` with its VARIANT columns (``params.param_value``) cast to text, so results
+    read as they always did (Arrow, pandas, csv, json, Parquet); comparisons stay typed."""
+    types = [str(t) for t in relation.types]
+    if "VARIANT" not in types:
+        return relation
+    names = ['"' + c.replace('"', '""') + '"' for c in relation.columns]
+    if len(set(names)) != len(names):  # duplicate names cannot be projected by name
+        return relation
+    columns = [f"CAST({n} AS VARCHAR) AS {n}" if t == "VARIANT" else n for n, t in zip(names, types, strict=True)]
+    return relation.project(", ".join(columns))
+
+
+def _raw_select(table: str, source: str | None, untyped: bool = False) -> str:
+    """``source``: a list literal of quoted file paths (None: no file yet); ``untyped``: some
+    params files lack the ``param_int`` column (written by an older Mosaic)."""
     if source is None:
         return _empty_select(table)
     if table == "sweeps":  # carries sweep_id itself
         return f"SELECT {_utc(table)} FROM read_parquet({source}, hive_partitioning = false)"
+    if table == "params" and untyped:  # some files were written before param_int existed: null there
+        return (f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM ("
+                f"SELECT * FROM read_parquet({source}, hive_partitioning = true, union_by_name = true) "
+                "UNION ALL BY NAME SELECT CAST(NULL AS BIGINT) AS param_int WHERE false)")
     return f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM read_parquet({source}, hive_partitioning = true)"
 
 
