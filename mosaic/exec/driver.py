@@ -26,6 +26,8 @@ from mosaic.config import Config, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
 from mosaic.exec import control
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
+from mosaic.exec.dashboard import epoch_topic
+from mosaic.exec.live import LiveHistory
 from mosaic.exec.progress import Event
 from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
 from mosaic.exec.sources import SourceBundle, bundle_sources
@@ -188,6 +190,7 @@ class _Sweep:
         self.compacted: CompactResult | None = None
         self.sources: SourceBundle | None = None
         self.records: SweepRecords
+        self.live: LiveHistory
         self.run_files = _run_files(config, store)
         self.started = now()
 
@@ -205,6 +208,7 @@ class _Sweep:
                 self.records.write_sweep_row(ended=False)
                 runs = plan()
                 self.by_id = {r.run_id: r for r in runs}
+                self.live = LiveHistory(lambda row: self.records.add("history", row), {r.run_id: r.attempt for r in runs})
                 self.sources = self._sources(runs)
                 self.records.write_planned(runs, new_params)
                 self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
@@ -237,6 +241,8 @@ class _Sweep:
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
         cluster.install(plugin)
         client.subscribe_topic(plugin.topic, lambda event: self.started_events.append(event[1]))
+        epochs_topic = epoch_topic(self.sweep_id, plugin.token)
+        client.subscribe_topic(epochs_topic, self.live.receive)
         queue = collections.deque(runs)
         inflight: dict[str, tuple[Any, PlannedRun]] = {}
         resubmits: collections.Counter[int] = collections.Counter()
@@ -259,6 +265,7 @@ class _Sweep:
             submit_more()
             while inflight or queue:
                 self._drain_started()
+                self.live.drain()
                 batch = futures.next_batch(block=False) if futures.has_ready() else []
                 for future in batch:
                     entry = inflight.pop(future.key, None)
@@ -269,7 +276,7 @@ class _Sweep:
                 if time.monotonic() - tick > 0.5:
                     tick = time.monotonic()
                     window = 2 * cluster.slots + 2
-                    control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
+                    control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid(), progress=self.live.progress)
                     if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
                         paused_file = self._pause(request, client, queue, inflight)
                 self.records.maybe_flush()
@@ -278,6 +285,7 @@ class _Sweep:
                     with futures.thread_condition:
                         futures.thread_condition.wait(timeout=0.05)
             self._drain_started()
+            self.live.drain()
         except BaseException as exc:  # Ctrl-C, or the cluster lost: leave a readable store
             reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"driver stopped: {type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):  # the original error matters more
@@ -287,12 +295,13 @@ class _Sweep:
             futures.clear()
             with contextlib.suppress(Exception):  # the cluster may already be gone
                 client.unsubscribe_topic(plugin.topic)
+                client.unsubscribe_topic(epochs_topic)
         return paused_file
 
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
         """The class files of every planned run: they travel with each task (no shared disk needed)."""
         paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths.append(self.process.get("path_to_class_loss_function") or "")
+        paths.append(self.config.process.get("path_to_class_loss_function") or "")
         return bundle_sources(paths, self.config.base_dir)
 
     # -- one run -------------------------------------------------------------------------
@@ -338,7 +347,8 @@ class _Sweep:
             planned, status, stamp, return_status=shown, worker=outcome.worker, device=outcome.device,
             error=outcome.error, seed=outcome.seed,
         ))
-        self.records.add_outcome(planned, outcome.history, results, stamp)
+        self.live.drain()  # the epochs that came live are not written again
+        self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
         self.final[planned.run_id] = status
         loss = results.get("test_loss") if results else None
         self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
@@ -349,6 +359,7 @@ class _Sweep:
                         worker=outcome.worker, device=outcome.device))
 
     def _fail(self, planned: PlannedRun, status: RunStatus, text: str) -> None:
+        self.live.ended(planned.run_id)
         seen = self.seen.get(planned.run_id, {})
         self.records.add("runs", self.records.run_row(
             planned, status, now(), return_status=text, error=text, worker=seen.get("worker"), device=seen.get("device"),
