@@ -24,7 +24,7 @@ from distributed import as_completed
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
-from mosaic.exec import control
+from mosaic.exec import control, transfer
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
 from mosaic.exec.dashboard import epoch_topic
 from mosaic.exec.live import LiveHistory
@@ -192,6 +192,8 @@ class _Sweep:
         self.records: SweepRecords
         self.live: LiveHistory
         self.run_files = _run_files(config, store)
+        self.files: transfer.RunFiles
+        self.send_checkpoints = False
         self.started = now()
 
     # -- the whole life of a sweep -------------------------------------------------------
@@ -237,6 +239,8 @@ class _Sweep:
 
     def _drive(self, cluster: Cluster, runs: list[PlannedRun]) -> Path | None:
         client = cluster.client
+        self.files = transfer.plan(str(self.run_files))
+        self.send_checkpoints = cluster.local is None  # its workers may not see our run files
         paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
         cluster.install(plugin)
@@ -317,6 +321,7 @@ class _Sweep:
             epochs=planned.epochs,
             resume=planned.resume,
             sources=self.sources,
+            files=transfer.for_task(self.files, planned.run_id, planned.resume, self.send_checkpoints),
         )
 
     def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
@@ -348,6 +353,10 @@ class _Sweep:
             error=outcome.error, seed=outcome.seed,
         ))
         self.live.drain()  # the epochs that came live are not written again
+        try:
+            transfer.receive(self.files, outcome.files)
+        except OSError as exc:
+            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id, text=f"run files of run {planned.run_id} not written: {exc}"))
         self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
         self.final[planned.run_id] = status
         loss = results.get("test_loss") if results else None
@@ -421,8 +430,10 @@ class _Sweep:
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
 
 
-def _run_files(config: Config, store: Store) -> Path:
+def _run_files(config: Config, store: Store) -> Path | str:
     raw = config.process.run_files_path
+    if raw and transfer.is_url(raw):
+        return raw  # workers write there themselves (fsspec)
     if raw:
         path = Path(raw).expanduser()
         return (path if path.is_absolute() else config.base_dir / path).resolve()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import inspect
@@ -29,8 +30,9 @@ import torch
 
 from mosaic.config import RESERVED, Process
 from mosaic.errors import PipelineError
-from mosaic.exec import metrics
+from mosaic.exec import transfer
 from mosaic.exec.loss import aligned
+from mosaic.exec.metrics import summarize
 from mosaic.exec.notes import run_notes
 from mosaic.exec.sources import SourceBundle, locate
 from mosaic.exec.train import (
@@ -62,6 +64,7 @@ class RunTask:
     device: str | None = None
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
+    files: transfer.RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class RunOutcome:
     worker: str
     stopped_early: bool = False
     message: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
 
 
 # --- importing user classes -----------------------------------------------------------------
@@ -376,18 +380,22 @@ def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Opt
 # --- one run -------------------------------------------------------------------------------------
 
 
-def checkpoint_path(run_files: str | os.PathLike[str], run_id: int) -> Path:
-    """``<run_files>/checkpoint_<run_id>.pt``."""
-    return layout.checkpoint_path(run_files, run_id)
-
-
 def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome:
     """Train one run (or continue it when ``task.resume``) and report what happened.
 
     Never raises for a failure in user code: the outcome then has status ``error`` and the
     traceback (or Mosaic's own one-line explanation). ``callbacks`` run after the built-in
-    ones and those of the task. stdout/stderr go to ``<run_files>/output_<run_id>.log``.
+    ones and those of the task. stdout/stderr go to ``<run_files>/output_<run_id>.log``
+    (where that is, and whether the files come back in the outcome: :mod:`mosaic.exec.transfer`).
     """
+    returned: dict[str, bytes] = {}
+    with transfer.workspace(task.files, task.run_files, task.run_id, task.resume, returned) as folder:
+        outcome = _execute(dataclasses.replace(task, run_files=str(folder)), callbacks)
+    outcome.files = returned
+    return outcome
+
+
+def _execute(task: RunTask, callbacks: Sequence[Callback]) -> RunOutcome:
     started = time.perf_counter()
     device = task.device or os.environ.get("MOSAIC_DEVICE", "cpu")
     outcome = RunOutcome(
@@ -442,7 +450,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
         callbacks=[*default_callbacks(int(patience) if patience else None), *extra],
     )
     run_files = Path(task.run_files)
-    ckpt = checkpoint_path(run_files, task.run_id)
+    ckpt = layout.checkpoint_path(run_files, task.run_id)
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
@@ -481,20 +489,3 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     if result.message:
         outcome.message = result.message
     outcome.results = summarize(outcome.history, chain.nb_params(), duration())
-
-
-def summarize(history: Sequence[Mapping[str, Any]], nb_params: int, duration_s: float) -> dict[str, Any]:
-    """The results row of a done run: last-epoch losses/accuracies, size, time and the metrics."""
-    last = history[-1] if history else {}
-    train = [float(row["train_loss"]) for row in history]
-    test = [float(row["test_loss"]) for row in history]
-    return {
-        "train_loss": last.get("train_loss"),
-        "test_loss": last.get("test_loss"),
-        "train_acc": last.get("train_acc"),
-        "test_acc": last.get("test_acc"),
-        "nb_params": int(nb_params),
-        "duration_s": float(duration_s),
-        "epochs": len(history),
-        **metrics.summary(train, test),
-    }
