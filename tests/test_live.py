@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pypdf import PdfReader
+
+from mosaic.analysis.report import plotloss
 from mosaic.cli import main
 from mosaic.exec.control import status, watch_status
 from mosaic.exec.driver import run
@@ -82,6 +85,7 @@ def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: 
             report = status(store)
             if report.progress:
                 seen["progress"], seen["text"] = report.progress, report.render()
+                seen["plot"] = plotloss(store, tmp_path / "so-far.pdf", plot_size=1)  # the epochs so far
         time.sleep(0.2)
     thread.join(timeout=240)
     assert not thread.is_alive()
@@ -91,6 +95,8 @@ def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: 
     progress = next(iter(seen["progress"].values()))
     assert progress.epochs == 40 and 1 <= progress.epoch < 40 and progress.train_loss is not None
     assert f"epoch {progress.epoch}/40" in seen["text"]
+    assert seen["plot"].runs >= 1 and seen["plot"].pages == seen["plot"].runs
+    assert len(PdfReader(tmp_path / "so-far.pdf").pages) == seen["plot"].pages
     # every epoch once: the rows that came live are not written again at the end
     with open_store(store) as session:
         per_run = session.sql("SELECT run_id, count(*), count(DISTINCT epoch) FROM history_all GROUP BY run_id").fetchall()
