@@ -1,22 +1,24 @@
-"""Benchmark: ``mosaic run`` against a raw-PyTorch script doing the same trainings (issue 3 item 10).
+"""Benchmark: ``mosaic run`` against raw PyTorch doing the same trainings (issues 3 and 11).
 
-Usage: .venv/bin/python bench/bench_run.py [--quick] [--only a,b,c] [--workers 2]
-           [--epochs-a 50] [--multiplicity-a 4] [--runs-b 240] [--epochs-b 5] [--runs-c 10000]
+Usage: .venv/bin/python bench/bench_run.py [--repeat 3] [--quick] [--workload t30,r960,a,b,c] [--workers 2]
 
-(a) the tutorial-like sweep: OR dataset of 200 samples, batch 1, mlp_funnel and mlp_brick,
-    length 4, widths {2-4}, multiplicity 4, 50 epochs (24 runs), 2 workers, against a raw
-    script training the same 24 models in a 2-process ``multiprocessing`` pool. Both sides
-    run as fresh processes and are timed from start to exit: interpreter, imports, cluster
-    start (Mosaic) or pool start (raw) included.
-(b) 240 runs of 5 epochs of the same sweep: wall ratio, and the overhead per run
-    (``(mosaic - raw) x workers / runs``: the extra time each run holds a worker slot).
-(c) 10,000 one-epoch runs of a tiny dataset (10 samples, batch 2): the driver's peak memory (max RSS of
-    the driver process, which also hosts the scheduler, and the tracemalloc peak of what
-    the sweep allocated in its Python heap, imports excluded) and the Parquet files left
-    per table after the sweep (tracemalloc slows that process, so (c)'s wall time is not a
-    throughput figure).
+Every workload trains the tutorial's models (OR dataset, batch 1, mlp_funnel and mlp_brick,
+length 4, widths {2-4}) with ``mosaic run`` and with a raw script training the same models
+in a 2-process ``multiprocessing`` spawn pool: one torch thread per process, ``loss.item()``
+per batch, no accuracy. Both sides run as fresh processes timed from start to exit
+(interpreter, imports, cluster or pool start included), alternately, ``--repeat`` times;
+the ratio is median(mosaic) / median(raw).
 
-``--quick`` shrinks every size (a: 6 runs x 5 epochs, b: 24 runs, c: 500 runs).
+- ``t30``: 24 runs x 30 epochs, 160 samples (target ratio <= 1.10)
+- ``r960``: 960 runs x 1 epoch, 40 samples (target <= 1.25)
+- ``a``: 24 runs x 50 epochs, 200 samples, the tutorial sweep (target <= 1.10)
+- ``b``: 240 runs x 5 epochs, 200 samples (target <= 1.25)
+- ``c``: 10,000 one-epoch runs of 10 samples, batch 2: the driver's peak memory (max RSS
+  of the driver process, which also hosts the scheduler, and the tracemalloc peak of what
+  the sweep allocated, imports excluded) and the Parquet files left per table.
+
+``--quick`` shrinks every size (about two minutes). "overhead ms/run" is
+``(mosaic - raw) x workers / runs``: the extra time each run holds a worker slot.
 Prints a Markdown summary.
 """
 
@@ -27,6 +29,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,8 +121,9 @@ def _mosaic_main(config: str, store: str, tracemalloc_on: bool) -> None:
 
 
 # -- the raw PyTorch side ------------------------------------------------------------------------
-def _train(job: dict[str, Any]) -> float:
-    """One training as a plain PyTorch script would write it (same data, model, loop)."""
+def raw_train(job: dict[str, Any]) -> float:
+    """One training as a plain PyTorch script would write it: same data, model, loop;
+    ``loss.item()`` per batch, no accuracy (the baseline of issue 11)."""
     import torch
 
     torch.set_num_threads(job["threads"])
@@ -147,22 +151,17 @@ def _train(job: dict[str, Any]) -> float:
     for _ in range(job["epochs"]):
         for loader, training in ((loaders[0], True), (loaders[1], False)):
             model.train(training)
-            # the same bookkeeping as Mosaic's loop: mean batch loss and accuracy, no per-batch sync
-            total = torch.zeros((), dtype=torch.float64)
-            correct = torch.zeros((), dtype=torch.int64)
-            batches = 0
+            total, batches = 0.0, 0
             with torch.set_grad_enabled(training):
                 for x, y in loader:
-                    prediction = model(x)
-                    loss = loss_fn(prediction, y)
+                    loss = loss_fn(model(x), y)
                     if training:
                         optimizer.zero_grad()
                         loss.backward()
                         optimizer.step()
-                    total += loss.detach().to(torch.float64)
-                    correct += ((prediction > 0.5) == (y > 0.5)).sum()
+                    total += loss.item()
                     batches += 1
-            test_loss = float(total) / batches
+            test_loss = total / batches
     return test_loss
 
 
@@ -170,7 +169,7 @@ def _raw_main(spec: str) -> None:
     jobs = json.loads(spec)
     workers = jobs[0]["workers"]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        pool.map(_train, jobs, chunksize=1)
+        pool.map(raw_train, jobs, chunksize=1)
 
 
 def raw_jobs(*, runs_per_model_width: int, epochs: int, data_size: int, batch: int, workers: int) -> list[dict[str, Any]]:
@@ -202,19 +201,24 @@ def compare(
 ) -> dict[str, Any]:
     config = make_sweep(folder / label, epochs=epochs, workers=workers, multiplicity=multiplicity, batch=batch, data_size=data_size)
     jobs = raw_jobs(runs_per_model_width=multiplicity, epochs=epochs, data_size=data_size, batch=batch, workers=workers)
-    raws, mosaics = [], []
+    raws: list[float] = []
+    mosaics: list[float] = []
+    loads: list[float] = []
     for attempt in range(repeat):  # alternate, so both sides see the same machine load
+        loads.append(os.getloadavg()[0])
         raws.append(timed([sys.executable, __file__, "_raw", json.dumps(jobs)])[0])
         seconds, out = timed([sys.executable, __file__, "_mosaic", str(config), str(folder / label / f"store{attempt}")])
         mosaics.append(seconds)
+        shutil.rmtree(folder / label / f"store{attempt}", ignore_errors=True)
+        shutil.rmtree(folder / label / "run_files", ignore_errors=True)
         report = json.loads(out.strip().splitlines()[-1])
-    raw_s, mosaic_s = min(raws), min(mosaics)
+    raw_s, mosaic_s = statistics.median(raws), statistics.median(mosaics)
     runs = len(jobs)
     return {
         "runs": runs, "epochs": epochs, "raw_s": raw_s, "mosaic_s": mosaic_s, "ratio": mosaic_s / raw_s,
         "overhead_ms": (mosaic_s - raw_s) * workers / runs * 1000, "counts": report["counts"],
         "all": f"raw {', '.join(f'{x:.1f}' for x in raws)}; mosaic {', '.join(f'{x:.1f}' for x in mosaics)}",
-        "driver_cpu_s": report["driver_cpu_s"],
+        "driver_cpu_s": report["driver_cpu_s"], "loads": loads,
     }
 
 
@@ -226,37 +230,53 @@ def memory(folder: Path, *, runs: int, workers: int) -> dict[str, Any]:
     return {"runs": multiplicity * 6, "wall_s": seconds, **report}
 
 
+#: workload -> (label, runs per model and width (6 of them), epochs, samples, target ratio)
+WORKLOADS: dict[str, tuple[str, int, int, int, float]] = {
+    "t30": ("24 x 30 tiny runs", 4, 30, 160, 1.10),
+    "r960": ("960 x 1-epoch runs", 160, 1, 40, 1.25),
+    "a": ("(a) tutorial sweep", 4, 50, 200, 1.10),
+    "b": ("(b) many short runs", 40, 5, 200, 1.25),
+}
+QUICK: dict[str, tuple[int, int]] = {"t30": (1, 10), "r960": (16, 1), "a": (1, 5), "b": (4, 5)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--only", default="a,b,c", help="which parts: a, b, c")
+    parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
+    parser.add_argument("--workload", "--only", dest="workload", default="t30,r960,a,b,c",
+                        help="comma-separated: t30, r960, a, b, c (default: all)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs-a", type=int, default=50)
-    parser.add_argument("--multiplicity-a", type=int, default=4)
-    parser.add_argument("--runs-b", type=int, default=240, help="a multiple of 6")
-    parser.add_argument("--epochs-b", type=int, default=5)
     parser.add_argument("--runs-c", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=1, help="alternate raw and mosaic N times, keep the fastest of each")
+    parser.add_argument("--repeat", type=int, default=3, help="alternate raw and mosaic N times; medians")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed)")
     args = parser.parse_args()
+    parts = args.workload.split(",")
+    unknown = [p for p in parts if p not in (*WORKLOADS, "c")]
+    if unknown:
+        parser.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join([*WORKLOADS, 'c'])}")
     if args.quick:
-        args.epochs_a, args.multiplicity_a, args.runs_b, args.runs_c = 5, 1, 24, 500
-    parts = set(args.only.split(","))
+        args.runs_c = 500
     folder = Path(args.dir or tempfile.mkdtemp(prefix="mosaic-bench-run-"))
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"workers: {args.workers}; command: {' '.join(sys.argv)}; load average before: {os.getloadavg()[0]:.1f}", ""]
-    header = ["| part | runs x epochs | raw PyTorch s | mosaic run s | ratio | overhead ms/run |", "|---|---:|---:|---:|---:|---:|"]
+    began = time.perf_counter()
+    lines = [f"workers: {args.workers}; command: {' '.join(sys.argv)}; uptime before: {_uptime()}", ""]
+    header = ["| workload | runs x epochs | samples | raw PyTorch s | mosaic run s | ratio | target | met | overhead ms/run |",
+              "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     notes: list[str] = []
-    sizes = {"a": (args.multiplicity_a, args.epochs_a, "(a) tutorial sweep"), "b": (max(1, args.runs_b // 6), args.epochs_b, "(b) many short runs")}
     try:
-        for part in ("a", "b"):
-            if part not in parts:
+        for part in parts:
+            if part == "c":
                 continue
-            multiplicity, epochs, name = sizes[part]
-            result = compare(folder, part, multiplicity=multiplicity, epochs=epochs, data_size=200, batch=1,
+            name, multiplicity, epochs, samples, target = WORKLOADS[part]
+            if args.quick:
+                multiplicity, epochs = QUICK[part]
+            result = compare(folder, part, multiplicity=multiplicity, epochs=epochs, data_size=samples, batch=1,
                              workers=args.workers, repeat=args.repeat)
+            result.update(samples=samples, target=target)
             lines += [*header, _row(name, result)] if len(lines) == 2 else [_row(name, result)]
-            notes.append(f"({part}) every timing: {result['all']}; driver process CPU {result['driver_cpu_s']:.1f} s")
+            loads = ", ".join(f"{x:.1f}" for x in result["loads"])
+            notes.append(f"{part}: every timing: {result['all']}; load average before each pair: {loads}; "
+                         f"driver process CPU {result['driver_cpu_s']:.1f} s")
         if "c" in parts:
             c = memory(folder, runs=args.runs_c, workers=args.workers)
             notes.append(
@@ -264,6 +284,7 @@ def main() -> None:
                 f"{c['max_rss_mb']:.0f} MiB (driver + in-process scheduler), tracemalloc peak "
                 f"{c['traced_peak_mb']:.1f} MiB; files left per table {c['files']}; {c['compaction']}"
             )
+        notes.append(f"uptime after: {_uptime()}; whole benchmark {time.perf_counter() - began:.0f} s")
         lines += ["", *notes]
     finally:
         if not args.dir:
@@ -271,10 +292,16 @@ def main() -> None:
     print("\n".join(lines))
 
 
+def _uptime() -> str:
+    done = subprocess.run(["uptime"], capture_output=True, text=True, timeout=10)
+    return done.stdout.strip()
+
+
 def _row(name: str, part: dict[str, Any]) -> str:
+    met = "yes" if part["ratio"] <= part["target"] else "no"
     return (
-        f"| {name} | {part['runs']} x {part['epochs']} | {part['raw_s']:.1f} | {part['mosaic_s']:.1f} | "
-        f"{part['ratio']:.2f} | {part['overhead_ms']:.0f} |"
+        f"| {name} | {part['runs']} x {part['epochs']} | {part['samples']} | {part['raw_s']:.1f} | "
+        f"{part['mosaic_s']:.1f} | {part['ratio']:.2f} | {part['target']:.2f} | {met} | {part['overhead_ms']:.0f} |"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -131,38 +132,50 @@ def test_cli_compact(tmp_path: Path) -> None:
 
 
 # -- the contract every store state honours ----------------------------------------------
-@pytest.fixture(params=["empty", "mid-sweep", "compacted", "imported"])
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A store in one of the states the views must handle."""
-    path = tmp_path / "store"
-    if request.param == "empty":
+STATES = ["empty", "mid-sweep", "compacted", "imported"]
+
+
+@contextlib.contextmanager
+def store_in_state(kind: str, path: Path) -> Iterator[Path]:
+    """A store at ``path`` in one of the states every reader must handle (:data:`STATES`);
+    for ``mid-sweep``, files keep arriving from a background writer while the body runs."""
+    if kind == "empty":
         Store(path, create=True)
-        yield path
-    elif request.param == "compacted":
+    elif kind == "compacted":
         busy_store(path).compact()
-        yield path
-    elif request.param == "imported":
+    elif kind == "imported":
         import_db(DATA / "legacy_sample.db", path, history_dir=DATA / "legacy_runs")
+    elif kind != "mid-sweep":
+        raise ValueError(f"unknown store state {kind!r}")
+    if kind != "mid-sweep":
         yield path
-    else:  # files keep arriving while the checks run
-        store = busy_store(path)
-        writer = SweepWriter(store)
-        stop = threading.Event()
+        return
+    writer = SweepWriter(busy_store(path))
+    stop = threading.Event()
 
-        def write() -> None:
-            width = 100
-            while not stop.wait(timeout=0.005):
-                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
-                writer.start(run_id)
-                writer.finish(run_id)
-                width += 1
+    def write() -> None:
+        width = 100
+        while not stop.wait(timeout=0.005):
+            (run_id,) = writer.plan([pipeline("mlp_brick", width)])
+            writer.start(run_id)
+            writer.finish(run_id)
+            width += 1
 
-        thread = threading.Thread(target=write, daemon=True)
-        thread.start()
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
         yield path
+    finally:
         stop.set()
         thread.join(timeout=WAIT_S)
         assert not thread.is_alive(), "the background writer did not stop"
+
+
+@pytest.fixture(params=STATES)
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A store in one of the states the views must handle."""
+    with store_in_state(request.param, tmp_path / "store") as path:
+        yield path
 
 
 CONTRACT = {

@@ -8,24 +8,21 @@ states one rule of :class:`mosaic.store.reader.Reader` and must hold on all of t
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from mosaic.analysis.legacy import import_db
 from mosaic.errors import SelectionError
 from mosaic.store.reader import RUN_COLUMNS, LegacyReader, Reader, StoreReader, open_reader
 from mosaic.store.selection import Selection
 from mosaic.store.status import RunStatus
-from mosaic.store.writer import Store
-from tests.store_rows import SweepWriter, pipeline
-from tests.test_compact import WAIT_S, busy_store
+from tests.test_compact import STATES as STORE_STATES
+from tests.test_compact import store_in_state
 
 DATA = Path(__file__).resolve().parent / "data" / "legacy"
-STATES = ["empty", "mid-sweep", "compacted", "imported", "legacy-db", "legacy-db+runs"]
+STATES = [*STORE_STATES, "legacy-db", "legacy-db+runs"]
 RUN_VIEW = ["run_id", "status", "pipeline", "return_status", "attempt", "pipeline_json", "worker", "device",
             "error", "seed", "sweep_id", "time"]
 RESULT_VIEW = ["run_id", "train_loss", "test_loss", "train_acc", "test_acc", "nb_params", "duration(s)", "epochs",
@@ -44,37 +41,9 @@ def reader(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Reader]:
             assert isinstance(opened, LegacyReader) and opened.is_legacy
             yield opened
         return
-    path = tmp_path / "store"
-    stop = threading.Event()
-    thread = None
-    if kind == "empty":
-        Store(path, create=True)
-    elif kind == "compacted":
-        busy_store(path).compact()
-    elif kind == "imported":
-        import_db(DATA / "legacy_sample.db", path, history_dir=DATA / "legacy_runs")
-    else:  # mid-sweep: files keep arriving while the checks run
-        writer = SweepWriter(busy_store(path))
-
-        def write() -> None:
-            width = 100
-            while not stop.wait(timeout=0.005):
-                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
-                writer.start(run_id)
-                writer.finish(run_id)
-                width += 1
-
-        thread = threading.Thread(target=write, daemon=True)
-        thread.start()
-    try:
-        with open_reader(path) as opened:
-            assert isinstance(opened, StoreReader) and not opened.is_legacy
-            yield opened
-    finally:
-        stop.set()
-        if thread is not None:
-            thread.join(timeout=WAIT_S)
-            assert not thread.is_alive(), "the background writer did not stop"
+    with store_in_state(kind, tmp_path / "store") as path, open_reader(path) as opened:
+        assert isinstance(opened, StoreReader) and not opened.is_legacy
+        yield opened
 
 
 def _column(table: pa.Table, name: str) -> list:

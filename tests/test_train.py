@@ -209,6 +209,55 @@ def test_bad_batch_shape() -> None:
         trainer.run_epoch(loader, training=True)
 
 
+
+def _batch_by_batch(loader: list, rule: str) -> tuple[float, float]:
+    """The epoch's mean loss and accuracy reduced one batch at a time (the reference)."""
+    total, correct, count = torch.zeros((), dtype=torch.float64), 0, 0
+    for x, y in loader:
+        prediction = x  # the chain below is the identity
+        total += torch.nn.functional.mse_loss(prediction.reshape(y.shape).float(), y.float()).to(torch.float64)
+        got = accuracy_counts(rule, prediction, y)
+        correct, count = correct + int(got[0]), count + got[1]
+    return float(total) / len(loader), 100.0 * correct / count
+
+
+class Identity:
+    def forward(self, data: torch.Tensor, run_info: dict, module_info: dict) -> torch.Tensor:
+        return data
+
+
+@pytest.mark.parametrize("shapes", ["same", "flat_prediction", "mixed_rows"])
+def test_epoch_reduction_matches_batch_by_batch(shapes: str) -> None:
+    g = torch.Generator().manual_seed(4)
+    sizes = [3, 3, 3, 2] if shapes != "mixed_rows" else [3, 1, 4, 2]
+    loader = []
+    for rows in sizes:
+        y = torch.randint(0, 2, (rows, 1), generator=g).float()
+        x = torch.rand(rows, 1, generator=g)
+        loader.append((x.reshape(rows) if shapes == "flat_prediction" else x, y))
+    loss = lambda p, y: torch.nn.functional.mse_loss(p.reshape(y.shape), y)  # noqa: E731
+    trainer = Trainer(Chain([Identity()], [{}], [1]), loss, None, "cpu", accuracy="threshold")
+    assert trainer.run_epoch(loader, training=False) == _batch_by_batch(loader, "threshold")
+
+
+def test_epoch_reduction_over_several_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mosaic.exec import epoch
+
+    g = torch.Generator().manual_seed(5)
+    loader = [(torch.rand(2, 1, generator=g), torch.randint(0, 2, (2, 1), generator=g).float()) for _ in range(7)]
+    loss = torch.nn.MSELoss()
+    whole = Trainer(Chain([Identity()], [{}], [1]), loss, None, "cpu").run_epoch(loader, training=False)
+    monkeypatch.setattr(epoch, "CHUNK_BATCHES", 3)
+    chunked = Trainer(Chain([Identity()], [{}], [1]), loss, None, "cpu").run_epoch(loader, training=False)
+    assert chunked == whole == _batch_by_batch(loader, "threshold")
+
+
+def test_a_loss_that_is_not_one_value_per_batch_is_a_clear_error() -> None:
+    loader = [(torch.zeros(2, 1), torch.zeros(2, 1))]
+    trainer = Trainer(Chain([Identity()], [{}], [1]), torch.nn.MSELoss(reduction="none"), None, "cpu")
+    with pytest.raises(TrainingError, match="one value per batch"):
+        trainer.run_epoch(loader, training=False)
+
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     chain = Chain([Affine()], [{}], [1])

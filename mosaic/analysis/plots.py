@@ -211,10 +211,12 @@ def loss_chart(
     data = thin_curves(curves.reset_index(drop=True), 2 * width).copy()
     labels = {run: _wrap(str(head), limit, " | ", " |") + ("\n" + _wrap(text[run], limit, "; ", ";") if run in text else "")
               for run, head in dict(zip(data["run_id"], data["title"], strict=True)).items()}
-    data["label"] = data["run_id"].map(labels)
     data["order"] = data["run_id"].map({run: i for i, run in enumerate(labels)})
+    # panel labels travel once per panel (a lookup), not once per point: a lighter spec to render
+    heads = alt.LookupData(alt.Data(values=[{"order": i, "label": label} for i, label in enumerate(labels.values())]),
+                           key="order", fields=["label"])
     y_scale = alt.Scale(type="log", nice=False, padding=6) if log_scale else alt.Scale(zero=False)
-    lines = alt.Chart(data[["run_id", "epoch", "series", "loss", "label", "order"]]).mark_line(strokeWidth=1.5).encode(
+    lines = alt.Chart(data[["run_id", "epoch", "series", "loss", "order"]]).mark_line(strokeWidth=1.5).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("loss:Q", title="loss (log)" if log_scale else "loss", scale=y_scale),
         color=alt.Color("series:N", scale=alt.Scale(domain=list(SERIES), range=_COLORS),
@@ -226,7 +228,8 @@ def loss_chart(
                         header=alt.Header(labelFontSize=10, labelLimit=0, labelAnchor="start", labelAlign="left",
                                           labelExpr="split(datum.value, '\\n')")),
         columns=plot_size,
-    ).resolve_scale(x="independent", y="independent").resolve_axis(x="independent", y="independent")
+    ).transform_lookup(lookup="order", from_=heads).resolve_scale(x="independent", y="independent").resolve_axis(
+        x="independent", y="independent")
     if title or notes:
         chart = chart.properties(title=alt.TitleParams(
             text=title or "", subtitle=[line for note in notes for line in textwrap.wrap(note, 150)],

@@ -33,11 +33,18 @@ from mosaic.config import Monitor
 from mosaic.errors import RunError, UsageError
 from mosaic.exec.dashboard import PAGE, EpochReporter, MosaicPage, epoch_topic, run_key
 from mosaic.exec.progress import Event
+from mosaic.exec.task import RunOutcome, RunTask
 
 #: Scheduler settings of the embedded cluster (see the module docstring).
 LOCAL_SCHEDULER_CONFIG: Mapping[str, Any] = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
+    # issue 11: no work stealing (every 100 ms; one run per worker slot leaves nothing to
+    # steal), and the event loops' 20 ms tick and 0.5 s system monitor slowed down: CPU the
+    # driver and the workers' training threads get back on a 2-core machine
+    "distributed.scheduler.work-stealing": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
 }
 #: Worker settings of the embedded cluster: no statistical profiler (a thread sampling the
 #: training thread every 10 ms, for a dashboard page) and a slower memory monitor, so the
@@ -404,3 +411,13 @@ def _install_page(client: Client, emit: Callable[[Event], None]) -> str | None:
         emit(Event("warning", text=f"no Mosaic page on the dashboard: the scheduler cannot load it ({type(exc).__name__}: {exc}); install mosaic where the scheduler runs"))
         return None
     return base + PAGE
+
+
+def execute(task: RunTask) -> RunOutcome:
+    """Train ``task`` on this process (a worker): :func:`mosaic.exec.runner.execute_run`.
+
+    The runner (and torch, a heavy import) loads only on the workers, never in the driver.
+    """
+    from mosaic.exec.runner import execute_run
+
+    return execute_run(task)

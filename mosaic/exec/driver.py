@@ -25,13 +25,20 @@ from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
 from mosaic.exec import control, transfer
-from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
+from mosaic.exec.cluster import (
+    Cluster,
+    MosaicPlugin,
+    check_gpu,
+    execute,
+    open_cluster,
+    plan_workers,
+)
 from mosaic.exec.dashboard import epoch_topic
 from mosaic.exec.live import LiveHistory
 from mosaic.exec.progress import Event
-from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
 from mosaic.exec.sources import SourceBundle, bundle_sources
 from mosaic.exec.summary import SweepSummary, model_key, return_status
+from mosaic.exec.task import RunOutcome, RunTask, run_seed
 from mosaic.store.layout import remember_store
 from mosaic.store.reader import select_runs
 from mosaic.store.records import PlannedRun, SweepRecords
@@ -261,7 +268,7 @@ class _Sweep:
                 key = plugin.key(planned.run_id, resubmits[planned.run_id])
                 task = self._task(planned)
                 task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
-                future = client.submit(execute_run, task, pure=False, key=key, resources=cluster.task_resources)
+                future = client.submit(execute, task, pure=False, key=key, resources=cluster.task_resources)
                 inflight[key] = (future, planned)
                 futures.add(future)
 
@@ -305,7 +312,7 @@ class _Sweep:
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
         """The class files of every planned run: they travel with each task (no shared disk needed)."""
         paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths.append(self.config.process.get("path_to_class_loss_function") or "")
+        paths.append(str(self.config.process.path_to_class_loss_function or ""))
         return bundle_sources(paths, self.config.base_dir)
 
     # -- one run -------------------------------------------------------------------------

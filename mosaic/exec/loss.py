@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from mosaic.exec.train import TrainingError
+from mosaic.errors import TrainingError
 
 #: Losses whose prediction and target must have the same shape (subclasses included).
 ELEMENTWISE = (

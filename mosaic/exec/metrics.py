@@ -16,8 +16,7 @@ Every function returns plain Python floats (or ``None``), ready for a Parquet ro
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -78,21 +77,4 @@ def summary(train: Sequence[float], test: Sequence[float]) -> dict[str, float | 
         "slope": slope_,
         "slope_std_plus": plus,
         "slope_std_minus": minus,
-    }
-
-
-def summarize(history: Sequence[Mapping[str, Any]], nb_params: int, duration_s: float) -> dict[str, Any]:
-    """The results row of a done run: last-epoch losses/accuracies, size, time and the metrics."""
-    last = history[-1] if history else {}
-    train = [float(row["train_loss"]) for row in history]
-    test = [float(row["test_loss"]) for row in history]
-    return {
-        "train_loss": last.get("train_loss"),
-        "test_loss": last.get("test_loss"),
-        "train_acc": last.get("train_acc"),
-        "test_acc": last.get("test_acc"),
-        "nb_params": int(nb_params),
-        "duration_s": float(duration_s),
-        "epochs": len(history),
-        **summary(train, test),
     }

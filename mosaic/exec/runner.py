@@ -21,20 +21,19 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mosaic.config import RESERVED, Process
+from mosaic.config import RESERVED
 from mosaic.errors import PipelineError
-from mosaic.exec import transfer
+from mosaic.exec import metrics, transfer
 from mosaic.exec.loss import aligned
-from mosaic.exec.metrics import summarize
 from mosaic.exec.notes import run_notes
 from mosaic.exec.sources import SourceBundle, locate
+from mosaic.exec.task import RunOutcome, RunTask, run_seed
 from mosaic.exec.train import (
     Callback,
     Chain,
@@ -47,42 +46,7 @@ from mosaic.exec.train import (
 )
 from mosaic.store import layout
 
-
-@dataclass
-class RunTask:
-    """Everything a worker needs to train one run; picklable, built by the driver."""
-
-    run_id: int
-    attempt: int
-    sweep_id: int
-    pipeline: list[dict[str, Any]]
-    process: Process | Mapping[str, Any]  # the [PROCESS] section (a Mapping in tests)
-    config_dir: str
-    run_files: str
-    epochs: int
-    resume: bool = False
-    device: str | None = None
-    callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
-    sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
-    files: transfer.RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
-
-
-@dataclass
-class RunOutcome:
-    """What one attempt of one run produced."""
-
-    run_id: int
-    attempt: int
-    status: str  # "done" or "error"
-    error: str | None
-    history: list[dict[str, Any]]
-    results: dict[str, Any] | None
-    seed: int
-    device: str
-    worker: str
-    stopped_early: bool = False
-    message: str | None = None
-    files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
+__all__ = ["PipelineError", "RunOutcome", "RunTask", "execute_run", "run_seed"]
 
 
 # --- importing user classes -----------------------------------------------------------------
@@ -267,15 +231,6 @@ def _info(obj: Any, where: str) -> dict[str, Any]:
 # --- seeds --------------------------------------------------------------------------------------
 
 
-def run_seed(base_seed: int | None, run_id: int) -> int:
-    """A run's seed, derived from the config's ``seed`` (None counts as 0) and the run id.
-
-    Deterministic, so a run can be reproduced; different run ids (replicates) get different seeds.
-    """
-    digest = hashlib.sha256(f"mosaic:{0 if base_seed is None else int(base_seed)}:{int(run_id)}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's generators (CUDA included)."""
     random.seed(seed)
@@ -380,6 +335,11 @@ def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Opt
 # --- one run -------------------------------------------------------------------------------------
 
 
+def checkpoint_path(run_files: str | os.PathLike[str], run_id: int) -> Path:
+    """``<run_files>/checkpoint_<run_id>.pt``."""
+    return layout.checkpoint_path(run_files, run_id)
+
+
 def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome:
     """Train one run (or continue it when ``task.resume``) and report what happened.
 
@@ -450,7 +410,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
         callbacks=[*default_callbacks(int(patience) if patience else None), *extra],
     )
     run_files = Path(task.run_files)
-    ckpt = layout.checkpoint_path(run_files, task.run_id)
+    ckpt = checkpoint_path(run_files, task.run_id)
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
@@ -489,3 +449,20 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     if result.message:
         outcome.message = result.message
     outcome.results = summarize(outcome.history, chain.nb_params(), duration())
+
+
+def summarize(history: Sequence[Mapping[str, Any]], nb_params: int, duration_s: float) -> dict[str, Any]:
+    """The results row of a done run: last-epoch losses/accuracies, size, time and the metrics."""
+    last = history[-1] if history else {}
+    train = [float(row["train_loss"]) for row in history]
+    test = [float(row["test_loss"]) for row in history]
+    return {
+        "train_loss": last.get("train_loss"),
+        "test_loss": last.get("test_loss"),
+        "train_acc": last.get("train_acc"),
+        "test_acc": last.get("test_acc"),
+        "nb_params": int(nb_params),
+        "duration_s": float(duration_s),
+        "epochs": len(history),
+        **metrics.summary(train, test),
+    }

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from mosaic.errors import RunFailure, StopTraining, TrainingError  # noqa: F401 - RunFailure: re-exported
+from mosaic.exec import epoch as epoch_totals
+from mosaic.exec.accuracy import ACCURACY_RULES, accuracy_counts, resolve_accuracy  # noqa: F401 - re-exported
 from mosaic.store.files import atomic_write
 from mosaic.store.layout import HISTORY_KEYS
 
-ACCURACY_RULES = ("auto", "argmax", "threshold", "sign", "none")
 CHECKPOINT_FORMAT = 1
 
 
@@ -98,77 +99,6 @@ def default_callbacks(patience: int | None = None) -> list[Callback]:
     if patience:
         callbacks.append(EarlyStopping(int(patience)))
     return callbacks
-
-
-# --- accuracy ---------------------------------------------------------------------------
-
-
-def _class_indices(prediction: torch.Tensor, target: torch.Tensor) -> bool:
-    return (
-        prediction.ndim >= 2
-        and prediction.shape[-1] > 1
-        and not target.is_floating_point()
-        and target.shape == prediction.shape[:-1]
-    )
-
-
-def resolve_accuracy(rule: str, prediction: torch.Tensor, target: torch.Tensor) -> str:
-    """Turn ``auto`` into ``argmax``, ``threshold`` or ``none`` for this prediction/target pair."""
-    if rule not in ACCURACY_RULES:
-        raise TrainingError(f"accuracy '{rule}' is not one of {', '.join(ACCURACY_RULES)}; fix [PROCESS] accuracy")
-    if rule != "auto":
-        return rule
-    if _class_indices(prediction, target):
-        return "argmax"
-    if prediction.numel() == target.numel() and bool(_is_binary(target)):
-        return "threshold"
-    return "none"
-
-
-def _is_binary(target: torch.Tensor) -> torch.Tensor:
-    return ((target == 0) | (target == 1)).all()
-
-
-def _aligned(rule: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if prediction.shape == target.shape:
-        return prediction
-    if prediction.numel() == target.numel():
-        return prediction.reshape(target.shape)
-    raise TrainingError(
-        f"accuracy '{rule}': prediction shape {tuple(prediction.shape)} does not match target shape "
-        f"{tuple(target.shape)}; set accuracy = none (or argmax for class scores) in [PROCESS]"
-    )
-
-
-def accuracy_counts(rule: str, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int] | None:
-    """``(correct, total)`` for one batch under a resolved rule; None for ``none``.
-
-    ``correct`` stays a tensor on the batch's device so the loop does not synchronise.
-    """
-    prediction = prediction.detach()
-    if rule == "none":
-        return None
-    if rule == "argmax":
-        if prediction.ndim < 1 or prediction.shape[-1] < 2:
-            raise TrainingError(
-                f"accuracy 'argmax' needs class scores in the last dimension; prediction shape is "
-                f"{tuple(prediction.shape)}. Use threshold, sign or none"
-            )
-        if target.shape == prediction.shape:
-            labels = target.argmax(-1)
-        elif target.numel() == prediction.numel() // prediction.shape[-1]:
-            labels = target.reshape(prediction.shape[:-1])
-        else:
-            raise TrainingError(
-                f"accuracy 'argmax': target shape {tuple(target.shape)} fits neither class indices nor "
-                f"one-hot rows for prediction shape {tuple(prediction.shape)}"
-            )
-        return (prediction.argmax(-1) == labels).sum(), labels.numel()
-    cut = 0.5 if rule == "threshold" else 0.0
-    if rule not in ("threshold", "sign"):
-        raise TrainingError(f"accuracy '{rule}' is not one of {', '.join(ACCURACY_RULES)}")
-    prediction = _aligned(rule, prediction, target)
-    return ((prediction > cut) == (target > cut)).sum(), target.numel()
 
 
 # --- the chain and the loop ---------------------------------------------------------------
@@ -264,48 +194,53 @@ class Trainer:
         self.history = [dict(row) for row in history]
 
     def run_epoch(self, loader: Iterable[Any], training: bool) -> tuple[float, float | None]:
-        """One pass over ``loader``: ``(mean batch loss, accuracy in percent or None)``."""
+        """One pass over ``loader``: ``(mean batch loss, accuracy in percent or None)``.
+
+        The loop does only the step itself per batch: losses (detached), predictions and
+        targets are kept and reduced by :class:`~mosaic.exec.epoch.EpochTotals` once every
+        few hundred batches (and at the end), which gives the same sums as reducing batch by batch: batch losses are added
+        one by one in float64 in batch order, and correct counts are integers.
+        """
         self.chain.train(training)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        nonbinary = torch.zeros((), dtype=torch.bool, device=self.device)
-        batches = total = 0
-        counting = self.accuracy != "none"
+        totals = epoch_totals.EpochTotals(self)
+        batches = 0
+        device = self.device
+        on_cpu = torch.device(device).type == "cpu"
+        forward = self.chain.forward
+        loss_fn = self.loss_fn
+        optimizer = self.optimizer if training else None
+        add = totals.add
         with torch.set_grad_enabled(training):
             for batch in loader:
-                inputs, target = _split(batch)
-                inputs, target = to_device(inputs, self.device), to_device(target, self.device)
-                prediction = self.chain.forward(inputs)
-                loss = self.loss_fn(prediction, target)
-                if training and self.optimizer is not None and loss.requires_grad:
-                    self.optimizer.zero_grad()
+                if (type(batch) is tuple or type(batch) is list) and len(batch) == 2:
+                    inputs, target = batch
+                else:
+                    inputs, target = _split(batch)
+                if not (on_cpu and type(inputs) is torch.Tensor and inputs.is_cpu):
+                    inputs = to_device(inputs, device)
+                if not (on_cpu and type(target) is torch.Tensor and target.is_cpu):
+                    target = to_device(target, device)
+                prediction = forward(inputs)
+                loss = loss_fn(prediction, target)
+                if optimizer is not None and loss.requires_grad:
+                    optimizer.zero_grad()
                     loss.backward()
-                    self.optimizer.step()
-                loss_sum += loss.detach().to(torch.float64)
+                    optimizer.step()
+                add(loss, prediction, target)
                 batches += 1
-                tensors = isinstance(prediction, torch.Tensor) and isinstance(target, torch.Tensor)
-                if self.accuracy == "auto":
-                    self.accuracy = resolve_accuracy("auto", prediction, target) if tensors else "none"
-                    counting = self.accuracy != "none"
-                if counting and tensors:
-                    if self._auto and self.accuracy == "threshold":
-                        nonbinary |= ~_is_binary(target)
-                    counts = accuracy_counts(self.accuracy, prediction, target)
-                    if counts is not None:
-                        correct += counts[0]
-                        total += counts[1]
         if batches == 0:
             kind = "train" if training else "test"
             raise TrainingError(
                 f"the {kind} loader yields no batch; check the data size, train_prop and batch_size "
                 "(DataLoader drop_last drops a last partial batch)"
             )
-        if self._auto and self.accuracy == "threshold" and bool(nonbinary):
+        loss_sum, correct, total, nonbinary = totals.finish()
+        if self._auto and self.accuracy == "threshold" and nonbinary:
             self.accuracy = "none"  # targets are not all 0/1 after all: no accuracy for this run
         accuracy = None
         if self.accuracy != "none" and total:
-            accuracy = 100.0 * int(correct) / total
-        return float(loss_sum) / batches, accuracy
+            accuracy = 100.0 * correct / total
+        return loss_sum / batches, accuracy
 
     def fit(
         self,
@@ -351,9 +286,11 @@ class Trainer:
 def capture_rng() -> dict[str, Any]:
     """The states of Python's, numpy's and torch's (CPU and CUDA) random generators."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "random": random.getstate(),
+        # Python's 625 numbers as one tensor: torch.save spends ~5 us on each Python object
+        "random": [version, torch.tensor(internal, dtype=torch.int64), py_gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -365,6 +302,8 @@ def restore_rng(state: dict[str, Any]) -> None:
     """Put the random generators back in a state taken by :func:`capture_rng`."""
     torch.set_rng_state(state["torch"])
     version, internal, gauss = state["random"]
+    if isinstance(internal, torch.Tensor):
+        internal = internal.tolist()
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

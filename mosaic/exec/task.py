@@ -1,0 +1,66 @@
+"""What the driver sends to a worker and gets back: :class:`RunTask`, :class:`RunOutcome`.
+
+Kept apart from :mod:`mosaic.exec.runner` so that the driver builds tasks, reads outcomes
+and derives seeds without importing torch (about a second of CPU on the driver while the
+workers start); :func:`mosaic.exec.cluster.execute` runs a task on a worker through the runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mosaic.config import Process
+from mosaic.exec.sources import SourceBundle
+from mosaic.exec.transfer import RunFiles
+
+if TYPE_CHECKING:
+    from mosaic.exec.train import Callback
+
+
+@dataclass
+class RunTask:
+    """Everything a worker needs to train one run; picklable, built by the driver."""
+
+    run_id: int
+    attempt: int
+    sweep_id: int
+    pipeline: list[dict[str, Any]]
+    process: Process | Mapping[str, Any]  # the [PROCESS] section (a Mapping in tests)
+    config_dir: str
+    run_files: str
+    epochs: int
+    resume: bool = False
+    device: str | None = None
+    callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
+    sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
+    files: RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
+
+
+@dataclass
+class RunOutcome:
+    """What one attempt of one run produced."""
+
+    run_id: int
+    attempt: int
+    status: str  # "done" or "error"
+    error: str | None
+    history: list[dict[str, Any]]
+    results: dict[str, Any] | None
+    seed: int
+    device: str
+    worker: str
+    stopped_early: bool = False
+    message: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
+
+
+def run_seed(base_seed: int | None, run_id: int) -> int:
+    """A run's seed, derived from the config's ``seed`` (None counts as 0) and the run id.
+
+    Deterministic, so a run can be reproduced; different run ids (replicates) get different seeds.
+    """
+    digest = hashlib.sha256(f"mosaic:{0 if base_seed is None else int(base_seed)}:{int(run_id)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
