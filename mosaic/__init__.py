@@ -24,6 +24,7 @@ _API = {
     "rerun": "mosaic.exec.driver",
     "pause": "mosaic.exec.control",
     "status": "mosaic.exec.control",
+    "watch_status": "mosaic.exec.control",
     "open_store": "mosaic.store.session",
     "open_reader": "mosaic.store.reader",
     "Reader": "mosaic.store.reader",

@@ -8,6 +8,7 @@ one line on stderr and exit code 2. Nothing else lives here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import mosaic
 from mosaic.errors import MosaicError
-from mosaic.exec.progress import console_progress
+from mosaic.exec.progress import console_progress, console_watch
 
 Handler = Callable[[argparse.Namespace, Callable[..., Any]], int]
 
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "status", "status", "show done, failed, running and pending runs of a store")
     p.add_argument("database_file", metavar="store", nargs="?", help="the store (default: the last one 'mosaic run' used)")
+    p.add_argument("--watch", action="store_true", help="refresh in place until no driver writes the store (Ctrl-C stops)")
+    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between refreshes with --watch (default 2)")
     p.set_defaults(handler=_status)
 
     p = _command(sub, "pause", "pause", "stop submitting runs; running ones finish; the rest go to a pipeline file")
@@ -225,7 +228,11 @@ def _rerun(args: argparse.Namespace, function: Callable[..., Any]) -> int:
 
 
 def _status(args: argparse.Namespace, function: Callable[..., Any]) -> int:
-    _echo(function(args.database_file).render())
+    if not args.watch:
+        _echo(function(args.database_file).render())
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):  # the way to stop watching: not an error
+        console_watch(mosaic.watch_status(args.database_file, interval=args.interval))
     return 0
 
 

@@ -16,7 +16,7 @@ EXPECTED = {
     "StoreError", "UsageError", "__version__", "compact", "export", "format_pipeline", "generate", "import_db",
     "init", "load_config", "metaplot", "open_reader", "open_store", "pause", "plotloss", "query",
     "read_pipelines", "rekey", "report", "rerun", "resume", "run", "savedb", "select_runs", "status",
-    "write_pipelines",
+    "watch_status", "write_pipelines",
 }
 
 

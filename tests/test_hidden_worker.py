@@ -149,19 +149,28 @@ def test_remote_scheduler_dashboard_and_mosaic_page(swept: tuple[Path, list[Even
     assert mine == [(run_id, 1, 1, "finished") for run_id in (1, 2, 3, 4)]
 
 
+def test_run_files_come_back_to_the_driver(study: Path, swept: tuple[Path, list[Event]]) -> None:
+    """The worker trained in a folder of its own and sent each run's files back with its result."""
+    run_files = study / "run_files"
+    for run_id in (1, 2, 3, 4):
+        assert (run_files / f"checkpoint_{run_id}.pt").stat().st_size > 0
+        assert (run_files / f"history_{run_id}.pt").is_file()
+        log = (run_files / f"output_{run_id}.log").read_text()
+        assert f"=== run {run_id} attempt 0" in log and f"=== run {run_id} done: 1 epochs" in log
+
+
 def test_rerun_on_the_hidden_worker_continues_its_runs(hidden: tuple[Path, Path], study: Path, swept: tuple[Path, list[Event]]) -> None:
-    """Runs 1 and 2 go from 1 to 3 epochs. Their checkpoints are found only because this one
-    worker kept them in its own view of run_files_path; another worker would start afresh."""
-    summary = rerun(study / "tiny.ini", swept[0], Selection(ids="1-2"), epochs=2, scheduler_file=hidden[0])
+    """Runs 1 and 2 go from 1 to 3 epochs, from the checkpoints that came back to the driver and
+    went out again with the tasks (the worker keeps no run file between runs)."""
+    events: list[Event] = []
+    summary = rerun(study / "tiny.ini", swept[0], Selection(ids="1-2"), epochs=2, scheduler_file=hidden[0], on_event=events.append)
     assert summary.exit_code == 0
+    assert not [e.text for e in events if e.kind == "finished" and "from scratch" in e.text]
+    for run_id in (1, 2):  # each log holds both attempts, the driver appended the second
+        log = (study / "run_files" / f"output_{run_id}.log").read_text()
+        assert f"=== run {run_id} done: 1 epochs" in log and f"=== run {run_id} done: 3 epochs" in log
     epochs = duckdb.sql(
         f"SELECT run_id, max(epoch) FROM read_parquet('{swept[0]}/history/*/*.parquet', hive_partitioning = true) "
         "GROUP BY run_id ORDER BY run_id"
     ).fetchall()
     assert epochs == [(1, 3), (2, 3), (3, 1), (4, 1)]
-
-
-@pytest.mark.xfail(strict=True, reason="run files come back to the driver in phase 2 of issue 12")
-def test_run_files_come_back_to_the_driver(study: Path, swept: tuple[Path, list[Event]]) -> None:
-    run_files = study / "run_files"
-    assert (run_files / "checkpoint_1.pt").is_file() and (run_files / "output_1.log").is_file()

@@ -17,12 +17,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mosaic.errors import ConfigError, RunError, UsageError
+from mosaic.exec.live import RunProgress, live_progress
 from mosaic.store.files import read_json as _read_json
 from mosaic.store.files import write_json as _write_json
 from mosaic.store.layout import last_store
@@ -42,9 +43,15 @@ def _open(store: str | os.PathLike[str] | Store | None) -> Store:
 
 
 # -- heartbeats ---------------------------------------------------------------------------
-def write_heartbeat(store: Store, sweep_id: int, pid: int) -> None:
-    """Say that the driver of ``sweep_id`` is alive (called about every half second)."""
-    _write_json(store.heartbeat(sweep_id), {"sweep_id": sweep_id, "pid": pid, "host": socket.gethostname(), "updated": time.time()})
+def write_heartbeat(store: Store, sweep_id: int, pid: int, progress: Mapping[int, tuple[int, int]] | None = None) -> None:
+    """Say that the driver of ``sweep_id`` is alive (called about every half second).
+
+    ``progress``: run id -> (last epoch, planned last epoch) of the runs training now.
+    """
+    info: dict[str, Any] = {"sweep_id": sweep_id, "pid": pid, "host": socket.gethostname(), "updated": time.time()}
+    if progress:
+        info["progress"] = {str(run_id): list(epochs) for run_id, epochs in progress.items()}
+    _write_json(store.heartbeat(sweep_id), info)
 
 
 def remove_heartbeat(store: Store, sweep_id: int) -> None:
@@ -235,6 +242,7 @@ class StatusReport:
     store: Path
     runs: tuple[RunState, ...]
     live: tuple[int, ...] = field(default=())
+    progress: Mapping[int, RunProgress] = field(default_factory=dict)  # running runs: epoch k/N, losses
 
     def of(self, *statuses: str) -> list[RunState]:
         """The runs whose latest status is one of ``statuses``."""
@@ -256,7 +264,7 @@ class StatusReport:
             lines.append(f"\t[{r.run_id}] {r.pipeline}{label}")
             lines.append(f"\t\t{_last_line(r.error or r.return_status or '')}")
         lines.append("Running")
-        lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of(RunStatus.RUNNING) if r.run_id not in stale]
+        lines += [f"\t[{r.run_id}] {r.pipeline}{self._progress(r.run_id)}" for r in self.of(RunStatus.RUNNING) if r.run_id not in stale]
         lines.append("Pending")
         lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of(RunStatus.PENDING) if r.run_id not in stale]
         for title, runs in (("Paused", self.of(RunStatus.PAUSED)), ("Interrupted", [*self.of(RunStatus.INTERRUPTED), *self.stale])):
@@ -270,6 +278,10 @@ class StatusReport:
         lines.append(f"({len(self.runs)} runs in {self.store}{': ' + summary if summary else ''})")
         return "\n".join(lines)
 
+    def _progress(self, run_id: int) -> str:
+        progress = self.progress.get(run_id)
+        return f"  ({progress.render()})" if progress else ""
+
 
 def latest_runs(store: str | os.PathLike[str] | Store, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """The latest runs row of every run (or of ``ids``), with its sweep_id, by run id."""
@@ -280,12 +292,34 @@ def latest_runs(store: str | os.PathLike[str] | Store, ids: Sequence[int] | None
 def status(store: str | os.PathLike[str] | None = None) -> StatusReport:
     """The runs of ``store`` (default: the last one ``mosaic run`` used) by status."""
     target = _open(store)
-    rows = latest_runs(target)
-    runs = tuple(
-        RunState(r["run_id"], r["status"], r["pipeline"] or "", r["return_status"], r["error"], r["attempt"] or 0, r["sweep_id"])
-        for r in rows
-    )
-    return StatusReport(target.path, runs, tuple(live_sweeps(target)))
+    live = tuple(live_sweeps(target))
+    with open_reader(target) as reader:
+        rows = reader.latest_runs()
+        runs = tuple(
+            RunState(r["run_id"], r["status"], r["pipeline"] or "", r["return_status"], r["error"], r["attempt"] or 0, r["sweep_id"])
+            for r in rows
+        )
+        running = [r.run_id for r in runs if r.status == RunStatus.RUNNING and r.sweep_id in live]
+        progress = live_progress(reader, target, running, live)
+    return StatusReport(target.path, runs, live, progress)
+
+
+def watch_status(store: str | os.PathLike[str] | None = None, interval: float = 2.0,
+                 sleep: Callable[[float], Any] = time.sleep) -> Iterator[StatusReport]:
+    """:func:`status` every ``interval`` seconds while a driver writes the store.
+
+    Yields at least one report; the last one is taken when no live driver is left, so the
+    loop ends by itself when the sweep ends (or at once when none is running).
+    """
+    if not interval > 0:
+        raise UsageError(f"--interval must be a positive number of seconds; got {interval!r}")
+    target = _open(store)
+    while True:
+        report = status(target)
+        yield report
+        if not report.live:
+            return
+        sleep(interval)
 
 
 def _last_line(text: str) -> str:

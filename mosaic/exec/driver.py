@@ -25,7 +25,7 @@ from mosaic import schemas
 from mosaic import sweep as sweeps
 from mosaic.config import Config, Process, load_config
 from mosaic.errors import ConfigError, SelectionError, UsageError
-from mosaic.exec import control
+from mosaic.exec import control, transfer
 from mosaic.exec.cluster import (
     Cluster,
     MosaicPlugin,
@@ -34,6 +34,8 @@ from mosaic.exec.cluster import (
     open_cluster,
     plan_workers,
 )
+from mosaic.exec.dashboard import epoch_topic
+from mosaic.exec.live import LiveHistory
 from mosaic.exec.progress import Event
 from mosaic.exec.sources import SourceBundle, bundle_sources
 from mosaic.exec.summary import SweepSummary, model_key, return_status
@@ -225,7 +227,10 @@ class _Sweep:
         self.compacted: CompactResult | None = None
         self.sources: SourceBundle | None = None
         self.records: SweepRecords
+        self.live: LiveHistory
         self.run_files = _run_files(config, store)
+        self.files: transfer.RunFiles
+        self.send_checkpoints = False
         self.started = now()
         self.processes: dict[int, Process] = {}  # rerun: each run's own PROCESS
         self.overrides: list[tuple[int, str, str]] = []  # rerun: (run_id, key, value) params to record
@@ -244,6 +249,7 @@ class _Sweep:
                 self.records.write_sweep_row(ended=False)
                 runs = plan()
                 self.by_id = {r.run_id: r for r in runs}
+                self.live = LiveHistory(lambda row: self.records.add("history", row), {r.run_id: r.attempt for r in runs})
                 self.sources = self._sources(runs)
                 self.records.write_planned(runs, new_params)
                 for run_id, key, value in self.overrides:  # a rerun's [RERUN] values become the runs' own
@@ -274,10 +280,14 @@ class _Sweep:
 
     def _drive(self, cluster: Cluster, runs: list[PlannedRun]) -> Path | None:
         client = cluster.client
+        self.files = transfer.plan(str(self.run_files))
+        self.send_checkpoints = cluster.local is None  # its workers may not see our run files
         paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
         cluster.install(plugin)
         client.subscribe_topic(plugin.topic, lambda event: self.started_events.append(event[1]))
+        epochs_topic = epoch_topic(self.sweep_id, plugin.token)
+        client.subscribe_topic(epochs_topic, self.live.receive)
         queue = collections.deque(runs)
         inflight: dict[str, tuple[Any, PlannedRun]] = {}
         resubmits: collections.Counter[int] = collections.Counter()
@@ -300,6 +310,7 @@ class _Sweep:
             submit_more()
             while inflight or queue:
                 self._drain_started()
+                self.live.drain()
                 batch = futures.next_batch(block=False) if futures.has_ready() else []
                 for future in batch:
                     entry = inflight.pop(future.key, None)
@@ -310,7 +321,7 @@ class _Sweep:
                 if time.monotonic() - tick > 0.5:
                     tick = time.monotonic()
                     window = 2 * cluster.slots + 2
-                    control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
+                    control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid(), progress=self.live.progress)
                     if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
                         paused_file = self._pause(request, client, queue, inflight)
                 self.records.maybe_flush()
@@ -319,6 +330,7 @@ class _Sweep:
                     with futures.thread_condition:
                         futures.thread_condition.wait(timeout=0.05)
             self._drain_started()
+            self.live.drain()
         except BaseException as exc:  # Ctrl-C, or the cluster lost: leave a readable store
             reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"driver stopped: {type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):  # the original error matters more
@@ -328,6 +340,7 @@ class _Sweep:
             futures.clear()
             with contextlib.suppress(Exception):  # the cluster may already be gone
                 client.unsubscribe_topic(plugin.topic)
+                client.unsubscribe_topic(epochs_topic)
         return paused_file
 
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
@@ -353,6 +366,7 @@ class _Sweep:
             epochs=planned.epochs,
             resume=planned.resume,
             sources=self.sources,
+            files=transfer.for_task(self.files, planned.run_id, planned.resume, self.send_checkpoints),
         )
 
     def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
@@ -383,7 +397,12 @@ class _Sweep:
             planned, status, stamp, return_status=shown, worker=outcome.worker, device=outcome.device,
             error=outcome.error, seed=outcome.seed,
         ))
-        self.records.add_outcome(planned, outcome.history, results, stamp)
+        self.live.drain()  # the epochs that came live are not written again
+        try:
+            transfer.receive(self.files, outcome.files)
+        except OSError as exc:
+            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id, text=f"run files of run {planned.run_id} not written: {exc}"))
+        self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
         self.final[planned.run_id] = status
         loss = results.get("test_loss") if results else None
         self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
@@ -394,6 +413,7 @@ class _Sweep:
                         worker=outcome.worker, device=outcome.device))
 
     def _fail(self, planned: PlannedRun, status: RunStatus, text: str) -> None:
+        self.live.ended(planned.run_id)
         seen = self.seen.get(planned.run_id, {})
         self.records.add("runs", self.records.run_row(
             planned, status, now(), return_status=text, error=text, worker=seen.get("worker"), device=seen.get("device"),
@@ -455,8 +475,10 @@ class _Sweep:
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
 
 
-def _run_files(config: Config, store: Store) -> Path:
+def _run_files(config: Config, store: Store) -> Path | str:
     raw = config.process.run_files_path
+    if raw and transfer.is_url(raw):
+        return raw  # workers write there themselves (fsspec)
     if raw:
         path = Path(raw).expanduser()
         return (path if path.is_absolute() else config.base_dir / path).resolve()

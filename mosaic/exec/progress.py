@@ -1,17 +1,18 @@
 """Sweep events, and their console rendering (the one place of exec/ that writes to a terminal).
 
 The driver reports what happens through ``on_event(Event)``; :func:`console_progress` (used
-by cli.py) turns events into a rich progress bar on stderr, or one line per finished run.
+by cli.py) turns events into a rich progress bar on stderr, or one line per finished run;
+:func:`console_watch` shows ``mosaic status --watch`` in place.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from mosaic.store.status import FAILED
 
@@ -149,3 +150,23 @@ def _plain(stream: TextIO) -> Callable[[Event], None]:
 def _where(event: Event) -> str:
     where = f"dashboard {event.link}" if event.link else event.text
     return where + (f" (runs: {event.page})" if event.page else "")
+
+
+def console_watch(reports: Iterable[Any], stream: TextIO | None = None) -> None:
+    """Show each report (``render()``) in place until ``reports`` ends (``mosaic status --watch``).
+
+    A rich live display on a terminal; otherwise each report is written in turn.
+    """
+    stream = stream or sys.stdout
+    if not stream.isatty():
+        for report in reports:
+            stream.write(report.render() + "\n\n")
+            stream.flush()
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(Text(""), console=Console(file=stream), auto_refresh=False, vertical_overflow="visible") as live:
+        for report in reports:
+            live.update(Text(report.render()), refresh=True)

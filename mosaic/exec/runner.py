@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import inspect
@@ -28,7 +29,7 @@ import torch
 
 from mosaic.config import RESERVED
 from mosaic.errors import PipelineError
-from mosaic.exec import metrics
+from mosaic.exec import metrics, transfer
 from mosaic.exec.loss import aligned
 from mosaic.exec.notes import run_notes
 from mosaic.exec.sources import SourceBundle, locate
@@ -344,8 +345,17 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
 
     Never raises for a failure in user code: the outcome then has status ``error`` and the
     traceback (or Mosaic's own one-line explanation). ``callbacks`` run after the built-in
-    ones and those of the task. stdout/stderr go to ``<run_files>/output_<run_id>.log``.
+    ones and those of the task. stdout/stderr go to ``<run_files>/output_<run_id>.log``
+    (where that is, and whether the files come back in the outcome: :mod:`mosaic.exec.transfer`).
     """
+    returned: dict[str, bytes] = {}
+    with transfer.workspace(task.files, task.run_files, task.run_id, task.resume, returned) as folder:
+        outcome = _execute(dataclasses.replace(task, run_files=str(folder)), callbacks)
+    outcome.files = returned
+    return outcome
+
+
+def _execute(task: RunTask, callbacks: Sequence[Callback]) -> RunOutcome:
     started = time.perf_counter()
     device = task.device or os.environ.get("MOSAIC_DEVICE", "cpu")
     outcome = RunOutcome(

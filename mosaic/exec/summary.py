@@ -53,7 +53,7 @@ class SweepSummary:
     runs: tuple[tuple[int, str, float | None, str], ...]
     statuses: tuple[str, ...]
     seconds: float
-    run_files: Path
+    run_files: Path | str  # a folder, or the URL workers write to
     paused_file: Path | None = None
 
     @property

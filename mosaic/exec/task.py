@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mosaic.config import Process
 from mosaic.exec.sources import SourceBundle
+from mosaic.exec.transfer import RunFiles
 
 if TYPE_CHECKING:
     from mosaic.exec.train import Callback
@@ -35,6 +36,7 @@ class RunTask:
     device: str | None = None
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
+    files: RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class RunOutcome:
     worker: str
     stopped_early: bool = False
     message: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
 
 
 def run_seed(base_seed: int | None, run_id: int) -> int:

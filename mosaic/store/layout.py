@@ -10,7 +10,8 @@ Layout (hive-partitioned, one partition per sweep)::
     <store>/_control/pause.json                   a pending pause request (+ claims, acks)
     <store>/run_files/                            checkpoints and logs when the config names none
 
-    <run_files>/checkpoint_<id>.pt, history_<id>.pt (the original's format), output_<id>.log
+    <run_files>/checkpoint_<id>.pt, history_<id>.pt (the original's format), output_<id>.log,
+    <run_files>/model_<id>_<module> (a user's save_model), .mosaic-run-files (the sweep's token)
 
 No other module builds one of these names.
 """
@@ -231,6 +232,17 @@ def history_path(run_files: str | os.PathLike[str], run_id: int) -> Path:
 def log_path(run_files: str | os.PathLike[str], run_id: int) -> Path:
     """``<run_files>/output_<run_id>.log``: a run's stdout and stderr."""
     return Path(run_files) / f"output_{run_id}.log"
+
+
+def run_files_marker(run_files: str | os.PathLike[str]) -> Path:
+    """``<run_files>/.mosaic-run-files``: holds the token of the sweep writing there, so a
+    worker can tell whether it sees the driver's run-files folder (same disk) or not."""
+    return Path(run_files) / ".mosaic-run-files"
+
+
+def is_log(name: str) -> bool:
+    """True for a run's log file name (``output_<id>.log``: appended to, never replaced)."""
+    return name.startswith("output_") and name.endswith(".log")
 
 
 # -- the last store used ---------------------------------------------------------------------

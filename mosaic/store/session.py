@@ -17,8 +17,8 @@ and column names, so a user's old SQL runs unchanged:
 - ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
                   slope_std_minus, attempt (the latest attempt of each run)
 - ``system``      param_name, param_value (``next_run_id``)
-- ``history``     one row per (run_id, epoch): the run's latest attempt (a rerun rewrites
-                  every epoch)
+- ``history``     one row per (run_id, epoch), latest attempt wins (rows arrive live, one
+                  epoch at a time; an interrupted attempt's epochs are replaced by its resume's)
 - ``sweeps``      one row per sweep, ``results`` one row per (run_id, attempt)
 
 and the raw append-only tables as ``<table>_all`` (every status change, every rekey).
@@ -117,17 +117,24 @@ _VIEWS = {
 }
 
 
-# The driver writes all epochs of an attempt together and a rerun rewrites every epoch with
-# attempt + 1, so the latest row per (run_id, epoch) is the one of the run's latest attempt.
-# Without any rerun in the store (file statistics tell) that is every row.
+# History rows come live, one epoch at a time, and again (the epochs not sent live) when the
+# attempt ends. Latest wins per (run_id, epoch): the row of the latest attempt, then of the latest
+# sweep (``mosaic resume`` may keep an attempt), then the latest written. Epochs of an older
+# attempt beyond the newest attempt's last epoch are dropped: they were trained by an attempt
+# that a resume from an earlier checkpoint replaces. Without any rerun and with one sweep's
+# history only (file statistics and the partition list tell) no epoch is written twice, so the
+# view is every row.
 _HISTORY_COLUMNS = "run_id, epoch, attempt, train_loss, test_loss, train_acc, test_acc, seconds, time, sweep_id"
 _HISTORY = {
     False: f"SELECT {_HISTORY_COLUMNS} FROM history_all",
     True: f"""
-        WITH reruns AS (SELECT run_id, max(attempt) AS latest FROM history_all WHERE attempt > 0 GROUP BY run_id)
-        SELECT {', '.join('h.' + c.strip() for c in _HISTORY_COLUMNS.split(','))}
-        FROM history_all h LEFT JOIN reruns r ON h.run_id = r.run_id
-        WHERE coalesce(h.attempt, 0) = coalesce(r.latest, 0)""",
+        SELECT {_HISTORY_COLUMNS} FROM (
+            SELECT *, max(epoch) FILTER (WHERE generation = newest) OVER (PARTITION BY run_id) AS newest_epoch
+            FROM (
+                SELECT *, max(generation) OVER (PARTITION BY run_id) AS newest
+                FROM (SELECT *, coalesce(attempt, 0) * 1000000000 + coalesce(sweep_id, 0) AS generation FROM history_all)))
+        WHERE epoch <= newest_epoch
+        QUALIFY row_number() OVER (PARTITION BY run_id, epoch ORDER BY generation DESC, time DESC) = 1""",
 }
 
 
@@ -226,7 +233,8 @@ class StoreSession:
                 untyped = table == "params" and not all(self._typed(f) for f in files)
                 self.con.execute(f"CREATE OR REPLACE VIEW {table}_all AS {_raw_select(table, source, untyped)}")
                 if table == "history":
-                    self._history_view(any(self._attempts(f) > 0 for f in files), force)
+                    several = len({f.parent for f in files}) > 1
+                    self._history_view(several or any(self._attempts(f) > 0 for f in files), force)
                 self._sources[table] = source
         next_run_id = self.store.next_run_id()
         if next_run_id != self._next_run_id:

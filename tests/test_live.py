@@ -1,0 +1,106 @@
+"""Live history: epochs reach the store while runs train; the history view's latest-wins rule."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pypdf import PdfReader
+
+from mosaic.analysis.report import plotloss
+from mosaic.cli import main
+from mosaic.exec.control import status, watch_status
+from mosaic.exec.driver import run
+from mosaic.exec.live import LiveHistory
+from mosaic.store.records import history_rows
+from mosaic.store.session import open_store
+from mosaic.store.writer import Store, now
+
+
+def _epoch(run_id: int, attempt: int, epoch: int, epochs: int = 5) -> tuple[float, dict[str, Any]]:
+    msg = {"run_id": run_id, "attempt": attempt, "epoch": epoch, "epochs": epochs, "train_loss": 1.0 / epoch,
+           "test_loss": 2.0 / epoch, "train_acc": None, "test_acc": None, "seconds": 0.1}
+    return (time.time(), msg)
+
+
+def test_no_epoch_is_written_twice_by_one_attempt() -> None:
+    rows: list[dict[str, Any]] = []
+    live = LiveHistory(rows.append, {1: 0, 2: 1})
+    for event in (_epoch(1, 0, 1), _epoch(1, 0, 2), _epoch(1, 0, 2), _epoch(2, 0, 4), _epoch(3, 0, 1), _epoch(2, 1, 4)):
+        live.receive(event)
+    assert live.drain() == 3  # a repeat, another attempt of run 2, a run not of this sweep: dropped
+    assert [(r["run_id"], r["attempt"], r["epoch"]) for r in rows] == [(1, 0, 1), (1, 0, 2), (2, 1, 4)]
+    assert live.progress == {1: (2, 5), 2: (4, 5)}
+    # the attempt ends: only the epochs that did not come live are written (run 2: 1-3 from its checkpoint)
+    history = [{"epoch": e, "train_loss": 1.0, "test_loss": 1.0} for e in (1, 2, 3)]
+    assert [r["epoch"] for r in live.unwritten(1, 0, history)] == [3]
+    assert [r["epoch"] for r in live.unwritten(2, 1, [*history, {"epoch": 4}])] == [1, 2, 3]
+    live.receive(_epoch(1, 0, 3))  # a late event of an epoch the end already wrote
+    assert live.drain() == 0 and live.progress == {}
+
+
+def _write(store: Store, sweep_id: int, run_id: int, attempt: int, epochs: range) -> None:
+    rows = [{"epoch": e, "train_loss": float(attempt * 100 + e), "test_loss": 0.0} for e in epochs]
+    for row in history_rows(run_id, attempt, rows, now()):  # one file per epoch, as a live sweep writes
+        store.append("history", [row], sweep_id)
+
+
+def test_history_view_latest_attempt_wins_per_epoch(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store", create=True)
+    _write(store, 1, 1, 0, range(1, 6))  # run 1: 5 epochs, then a rerun for 2 more
+    _write(store, 2, 1, 1, range(6, 8))
+    _write(store, 1, 2, 0, range(1, 6))  # run 2 interrupted after epoch 5, its checkpoint at epoch 3,
+    _write(store, 3, 2, 1, range(4, 5))  # resumed (attempt 1) from it: epoch 4 so far
+    _write(store, 1, 3, 0, range(1, 5))  # run 3 interrupted after epoch 4, resumed keeping attempt 0
+    _write(store, 4, 3, 0, range(3, 4))  # from its checkpoint at epoch 2, in a new sweep
+    with open_store(store.path) as session:
+        got = session.sql("SELECT run_id, epoch, attempt, train_loss FROM history ORDER BY run_id, epoch").fetchall()
+    assert [(r, e, a) for r, e, a, _ in got] == [
+        *[(1, e, 0) for e in range(1, 6)], (1, 6, 1), (1, 7, 1),
+        (2, 1, 0), (2, 2, 0), (2, 3, 0), (2, 4, 1),
+        (3, 1, 0), (3, 2, 0), (3, 3, 0),
+    ]
+    assert got[-1][3] == 3.0  # run 3's epoch 3 is the resume's row (the latest sweep), not the old one
+
+
+def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: Path) -> None:
+    """A local sweep of 40-epoch runs: history rows and status's epoch k/40 while no run is done."""
+    config = sweep_dir / "tiny.ini"
+    text = config.read_text().replace("epochs = 1", "epochs = 40").replace("data_size = 40", "data_size = 400")
+    config.write_text(text.replace("width = {2-3}", "width = 2"))  # 2 runs
+    store = tmp_path / "store"
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(summary=run(config, store)), daemon=True)
+    thread.start()
+    seen: dict[str, Any] = {}
+    deadline = time.monotonic() + 240
+    while thread.is_alive() and time.monotonic() < deadline and "progress" not in seen:
+        if (store / "_mosaic.json").exists() and any(store.glob("history/*/*.parquet")):
+            with open_store(store) as session:
+                counts = session.sql("SELECT (SELECT count(*) FROM history), "
+                                     "(SELECT count(*) FROM runs WHERE status = 'done')").fetchall()[0]
+            seen.setdefault("counts", counts)
+            report = status(store)
+            if report.progress:
+                seen["progress"], seen["text"] = report.progress, report.render()
+                seen["plot"] = plotloss(store, tmp_path / "so-far.pdf", plot_size=1)  # the epochs so far
+        time.sleep(0.2)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    assert outcome["summary"].exit_code == 0
+    history, done = seen["counts"]
+    assert history > 0 and done == 0
+    progress = next(iter(seen["progress"].values()))
+    assert progress.epochs == 40 and 1 <= progress.epoch < 40 and progress.train_loss is not None
+    assert f"epoch {progress.epoch}/40" in seen["text"]
+    assert seen["plot"].runs >= 1 and seen["plot"].pages == seen["plot"].runs
+    assert len(PdfReader(tmp_path / "so-far.pdf").pages) == seen["plot"].pages
+    # every epoch once: the rows that came live are not written again at the end
+    with open_store(store) as session:
+        per_run = session.sql("SELECT run_id, count(*), count(DISTINCT epoch) FROM history_all GROUP BY run_id").fetchall()
+    assert sorted(per_run) == [(1, 40, 40), (2, 40, 40)]
+    # no live driver is left: watching ends by itself after one report
+    assert len(list(watch_status(store, interval=0.05))) == 1
+    assert main(["status", str(store), "--watch", "--interval", "0.05"]) == 0
