@@ -23,15 +23,16 @@ from distributed import as_completed
 
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
-from mosaic.errors import ConfigError, SelectionError, UsageError
+from mosaic.errors import SelectionError, UsageError
 from mosaic.exec import control
 from mosaic.exec.cluster import Cluster, MosaicPlugin, check_gpu, open_cluster, plan_workers
 from mosaic.exec.progress import Event
+from mosaic.exec.resume import open_target, plan_pause_file, plan_resume
 from mosaic.exec.runner import RunOutcome, RunTask, execute_run, run_seed
 from mosaic.exec.sources import SourceBundle, bundle_sources
 from mosaic.exec.summary import SweepSummary, model_key, return_status
 from mosaic.store.layout import remember_store
-from mosaic.store.reader import select_runs
+from mosaic.store.reader import open_reader, select_runs
 from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.status import RunStatus
 from mosaic.store.writer import CompactResult, Store, now
@@ -39,6 +40,8 @@ from mosaic.store.writer import CompactResult, Store, now
 OnEvent = Callable[[Event], None]
 #: A run whose worker died before it started is submitted again at most this often.
 MAX_RESUBMITS = 3
+#: How long fetching a finished run's outcome may take before it counts as lost with its worker.
+FETCH_TIMEOUT_S = 10.0
 
 __all__ = ["PlannedRun", "SweepSummary", "rerun", "resume", "run"]
 
@@ -67,7 +70,8 @@ def run(
     def plan() -> list[PlannedRun]:
         nonlocal ids
         ids = target.allocate_run_ids(len(pipelines))
-        return [PlannedRun(i, 0, p, config.process.epochs) for i, p in zip(ids, pipelines, strict=True)]
+        epochs = config.process.epochs
+        return [PlannedRun(i, 0, p, epochs, total=epochs) for i, p in zip(ids, pipelines, strict=True)]
 
     return _Sweep(target, "run", config, on_event).execute(
         plan, new_params=True, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
@@ -75,7 +79,7 @@ def run(
 
 
 def resume(
-    pipeline_file: str | os.PathLike[str],
+    source: str | os.PathLike[str] | None = None,
     *,
     store: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | Config | None = None,
@@ -85,39 +89,45 @@ def resume(
     workers: int | None = None,
     on_event: OnEvent | None = None,
 ) -> SweepSummary:
-    """Run the pipelines of a pipeline file (from ``mosaic pause``, or any legacy file).
+    """Finish what a killed, interrupted or paused sweep left.
 
-    Store and config default to those recorded beside the file by the pause
-    (``<file>.mosaic.json``); the paused runs keep their run ids.
+    ``source`` is a store folder (default: ``store``, else the last store used): every run
+    not done/error/system failure and owned by no live driver trains up to its planned
+    epochs, from its last checkpoint, keeping its run id (UsageError while live drivers own
+    them all). Or ``source`` is a pipeline file written by ``mosaic pause`` (or any legacy
+    file): its pipelines run, the paused ones keeping their run ids.
     """
-    pipelines = sweeps.read_pipelines(pipeline_file)
-    side = control.read_sidecar(pipeline_file)
-    store = store or side.get("store")
-    if store is None:
-        raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the store with --store")
-    config_path = config or side.get("config_path")
-    if config_path is None:
-        raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the config with --config")
-    if not isinstance(config_path, Config) and not Path(config_path).is_file():
-        raise ConfigError(f"{config_path}: the paused sweep's config is gone; give one with --config")
-    config = config_path if isinstance(config_path, Config) else load_config(config_path)
-    _precheck(config, client, scheduler, scheduler_file, workers)
-    target = Store(store, create=True)
-    recorded = side.get("runs") or []
-    reuse = len(recorded) == len(pipelines) and Path(side.get("store", "")).resolve() == target.path.resolve()
+    if source is None or Path(source).is_dir():
+        return _resume_store(source if source is not None else store, config, on_event=on_event, client=client,
+                             scheduler=scheduler, scheduler_file=scheduler_file, workers=workers)
+    paused = plan_pause_file(source, store, config)
+    _precheck(paused.config, client, scheduler, scheduler_file, workers)
+    return _Sweep(paused.store, "resume", paused.config, on_event).execute(
+        paused.plan, new_params=paused.new_runs, client=client, scheduler=scheduler, scheduler_file=scheduler_file,
+        workers=workers,
+    )
+
+
+def _resume_store(store: str | os.PathLike[str] | None, config: str | os.PathLike[str] | Config | None, *,
+                  on_event: OnEvent | None, client: Any, **where: Any) -> SweepSummary:
+    target = open_target(store)
+    first = plan_resume(target, config)  # refuses before anything starts
+    if first.config is None:  # nothing left to run: finish compactions a killed driver left
+        target.compact()
+        return SweepSummary(target.path, 0, "resume", (), (), 0.0, target.default_run_files)
+    _precheck(first.config, client, where.get("scheduler"), where.get("scheduler_file"), where.get("workers"))
+    sweep = _Sweep(target, "resume", first.config, on_event)
 
     def plan() -> list[PlannedRun]:
-        if reuse:
-            return [
-                PlannedRun(int(r["run_id"]), int(r["attempt"]), p, int(r["epochs"]), bool(r["resume"]))
-                for r, p in zip(recorded, pipelines, strict=True)
-            ]
-        ids = target.allocate_run_ids(len(pipelines))
-        return [PlannedRun(i, 0, p, config.process.epochs) for i, p in zip(ids, pipelines, strict=True)]
+        # again, under the claim lock and with this driver's heartbeat up: two resumes never take one run
+        again = plan_resume(target, first.config, ignore=[sweep.sweep_id])
+        if not again.runs:
+            raise UsageError(f"{target.path}: another 'mosaic resume' took the runs left; nothing to resume")
+        return again.runs
 
-    return _Sweep(target, "resume", config, on_event).execute(
-        plan, new_params=not reuse, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
-    )
+    for sweep_id, ids in first.owned.items():
+        sweep.emit(Event("warning", text=f"{len(ids)} unfinished runs of sweep {sweep_id} are left to its live driver"))
+    return sweep.execute(plan, new_params=False, client=client, claim=target.claim_lock, **where)
 
 
 def rerun(
@@ -152,10 +162,13 @@ def rerun(
         raise SelectionError(f"{target.path}: runs {', '.join(map(str, unknown[:10]))} have no recorded pipeline; they cannot be rerun")
     _precheck(config, client, scheduler, scheduler_file, workers)
     more = epochs or config.process.epochs
+    with open_reader(target) as reader:  # the planned total: the epochs a run's results hold, plus more
+        trained = {r["run_id"]: r["epochs"] for r in reader.results(ids).to_pylist()}
 
     def plan() -> list[PlannedRun]:
         return [
-            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]), more, True)
+            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]), more, True,
+                       trained[i] + more if trained.get(i) is not None else None)
             for i in ids
         ]
 
@@ -185,6 +198,8 @@ class _Sweep:
         self.seen: dict[int, dict[str, Any]] = {}
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
         self.by_id: dict[int, PlannedRun] = {}
+        self.fetched: dict[str, RunOutcome] = {}  # key -> outcome, filled by _fetch
+        self.lost: set[int] = set()  # runs whose result was lost with their worker
         self.compacted: CompactResult | None = None
         self.sources: SourceBundle | None = None
         self.records: SweepRecords
@@ -192,7 +207,10 @@ class _Sweep:
         self.started = now()
 
     # -- the whole life of a sweep -------------------------------------------------------
-    def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any, **where: Any) -> SweepSummary:
+    def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any,
+                claim: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                **where: Any) -> SweepSummary:
+        """``claim``: held while the runs are planned and recorded (resume: one owner per run)."""
         cluster = open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
         try:
             self.sweep_id = self.store.new_sweep_id()
@@ -203,10 +221,11 @@ class _Sweep:
                                         seed=lambda run_id: run_seed(seed, run_id))
             try:
                 self.records.write_sweep_row(ended=False)
-                runs = plan()
-                self.by_id = {r.run_id: r for r in runs}
-                self.sources = self._sources(runs)
-                self.records.write_planned(runs, new_params)
+                with claim():
+                    runs = plan()
+                    self.by_id = {r.run_id: r for r in runs}
+                    self.sources = self._sources(runs)
+                    self.records.write_planned(runs, new_params)
                 self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
                 clock = time.monotonic()
                 paused_file = self._drive(cluster, runs)
@@ -252,6 +271,7 @@ class _Sweep:
                 task = self._task(planned)
                 task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
                 future = client.submit(execute_run, task, pure=False, key=key, resources=cluster.task_resources)
+                future.add_done_callback(self._fetch)
                 inflight[key] = (future, planned)
                 futures.add(future)
 
@@ -292,11 +312,13 @@ class _Sweep:
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
         """The class files of every planned run: they travel with each task (no shared disk needed)."""
         paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths.append(self.process.get("path_to_class_loss_function") or "")
+        paths.append(self.config.process.get("path_to_class_loss_function") or "")
         return bundle_sources(paths, self.config.base_dir)
 
     # -- one run -------------------------------------------------------------------------
     def _task(self, planned: PlannedRun) -> RunTask:
+        # a run trained before (result lost with its worker) continues to its planned total
+        again = planned.run_id in self.lost and planned.total is not None
         return RunTask(
             run_id=planned.run_id,
             attempt=planned.attempt,
@@ -306,27 +328,65 @@ class _Sweep:
             config_dir=str(self.config.base_dir),
             run_files=str(self.run_files),
             epochs=planned.epochs,
-            resume=planned.resume,
+            resume=planned.resume or again,
+            until=planned.total if again or (planned.resume and self.kind == "resume") else None,
             sources=self.sources,
         )
 
+    def _fetch(self, future: Any) -> None:
+        """Fetch a finished run's outcome as soon as it lands (distributed's callback thread), so
+        a worker that dies later, running another run, cannot take it along."""
+        if future.status != "finished":
+            return
+        with contextlib.suppress(Exception):  # _collect finds out what happened
+            self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
+
     def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
-        """Record a finished task; True when the run must be submitted again."""
-        if future.status == "finished":
-            self._record(planned, future.result())
+        """Record a task that left the scheduler; True when the run must be submitted again.
+
+        Every state is handled: finished (the outcome, fetched at once by :meth:`_fetch`),
+        error (the worker died: resubmitted when the run had not started, else ``system
+        failure`` naming the worker; anything else Mosaic's own error with its traceback),
+        cancelled (``system failure``), and pending/lost: the run finished but its result was
+        lost with its worker before it was fetched, so it runs again from its checkpoint.
+        """
+        outcome = self.fetched.pop(future.key, None)
+        status = future.status
+        if outcome is None and status == "finished":
+            try:
+                outcome = future.result(timeout=FETCH_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 - the worker holding it died: the result is lost
+                status = "lost"
+        if outcome is not None:
+            self._record(planned, outcome)
             return False
-        if future.status == "cancelled":
-            self._fail(planned, RunStatus.SYSTEM_FAILURE, "the scheduler cancelled the run (cluster lost or restarted)")
+        worker = self.seen.get(planned.run_id, {}).get("worker")
+        where = f"worker {worker}" if worker else "its worker"
+        if status == "cancelled":
+            self._fail(planned, RunStatus.SYSTEM_FAILURE, f"the scheduler cancelled the run on {where} (cluster lost or restarted)")
             return False
-        exc = future.exception()
-        if _is_worker_death(exc):
-            if planned.run_id not in self.seen and resubmits[planned.run_id] < MAX_RESUBMITS:
-                resubmits[planned.run_id] += 1  # its worker died running another run
-                return True
-            self._fail(planned, RunStatus.SYSTEM_FAILURE, f"worker process died while running it ({type(exc).__name__}: {exc})")
+        if status == "error":
+            exc = future.exception(timeout=FETCH_TIMEOUT_S)
+            if _is_worker_death(exc):
+                if planned.run_id not in self.seen and resubmits[planned.run_id] < MAX_RESUBMITS:
+                    resubmits[planned.run_id] += 1  # its worker died running another run
+                    return True
+                self._fail(planned, RunStatus.SYSTEM_FAILURE,
+                           f"worker process died while running it ({where}; {type(exc).__name__}: {exc})")
+                return False
+            text = "".join(traceback.format_exception(type(exc), exc, future.traceback(timeout=FETCH_TIMEOUT_S)))
+            self._fail(planned, RunStatus.ERROR, text)
             return False
-        text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-        self._fail(planned, RunStatus.ERROR, text)
+        # pending or lost: it finished on a worker that died before its result was fetched
+        if resubmits[planned.run_id] < MAX_RESUBMITS:
+            resubmits[planned.run_id] += 1
+            self.lost.add(planned.run_id)
+            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id,
+                            text=f"run {planned.run_id}: its result was lost with {where} (the process died); "
+                                 "running it again from its checkpoint"))
+            return True
+        self._fail(planned, RunStatus.SYSTEM_FAILURE,
+                   f"its result was lost {MAX_RESUBMITS + 1} times with the worker that ran it (last: {where})")
         return False
 
     def _record(self, planned: PlannedRun, outcome: RunOutcome) -> None:
@@ -381,7 +441,8 @@ class _Sweep:
             path = control.write_pause_file(
                 request.pipeline_file, [p.pipeline for p in left],
                 store=self.store.path, sweep_id=self.sweep_id, config=self.config,
-                runs=[{"run_id": p.run_id, "attempt": p.attempt, "epochs": p.epochs, "resume": p.resume} for p in left],
+                runs=[{"run_id": p.run_id, "attempt": p.attempt, "epochs": p.epochs, "resume": p.resume, "total": p.total}
+                      for p in left],
             )
         except Exception as exc:  # noqa: BLE001 - reported to the pausing command
             control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, error=str(exc))

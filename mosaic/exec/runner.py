@@ -60,6 +60,9 @@ class RunTask:
     epochs: int
     resume: bool = False
     device: str | None = None
+    #: when set, train until the run's history holds this many epochs (its planned total),
+    #: counting those its checkpoint already holds, instead of ``epochs`` more
+    until: int | None = None
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
 
@@ -471,8 +474,9 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
         )
 
     every = process.get("checkpoint_every")
+    more = int(task.epochs) if task.until is None else max(0, int(task.until) - len(trainer.history))
     try:
-        result = trainer.fit(train_loader, test_loader, int(task.epochs), checkpoint, int(every) if every else None)
+        result = trainer.fit(train_loader, test_loader, more, checkpoint, int(every) if every else None)
     finally:
         outcome.history = [dict(row) for row in trainer.history]
     checkpoint()

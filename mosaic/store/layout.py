@@ -6,6 +6,7 @@ Layout (hive-partitioned, one partition per sweep)::
     <store>/<table>/sweep=<id>/<stamp>.parquet    rows, append-only
     <store>/<table>/sweep=<id>/<stamp>-c.parquet  a compaction of the files up to <stamp>
     <store>/_state/next_run_id, next_sweep_id     counters, changed under _state/ids.lock
+    <store>/_state/claim.lock                     held while a resume claims the runs it finishes
     <store>/_control/driver-<sweep>.json          a running driver's heartbeat
     <store>/_control/pause.json                   a pending pause request (+ claims, acks)
     <store>/run_files/                            checkpoints and logs when the config names none
@@ -83,6 +84,11 @@ class Layout:
     def ids_lock(self) -> Path:
         """The lock the counters change under."""
         return self.state_dir / "ids.lock"
+
+    @property
+    def claim_lock_path(self) -> Path:
+        """The lock a resuming driver plans and records its runs under."""
+        return self.state_dir / "claim.lock"
 
     @property
     def files_lock_path(self) -> Path:

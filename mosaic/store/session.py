@@ -6,7 +6,8 @@ and column names, so a user's old SQL runs unchanged:
 - ``params``      run_id, param_name, param_value (text): the latest row per (run_id,
                   param_name), plus ``status`` and ``traceback`` rows made from ``runs``
 - ``runs``        run_id, status, pipeline, return_status, then attempt, pipeline_json,
-                  worker, device, error, seed, sweep_id, time (latest row per run)
+                  worker, device, error, seed, planned_epochs (the total the attempt trains
+                  to), sweep_id, time (latest row per run)
 - ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
                   slope_std_minus, attempt (the latest attempt of each run)
 - ``system``      param_name, param_value (``next_run_id``)
@@ -15,6 +16,7 @@ and column names, so a user's old SQL runs unchanged:
 - ``sweeps``      one row per sweep, ``results`` one row per (run_id, attempt)
 
 and the raw append-only tables as ``<table>_all`` (every status change, every rekey).
+Files are read by column name, so files written before a column was added read it as null.
 Rows are only appended to a store; each view picks the latest row per key, so views are
 right while a sweep writes and after ``compact``. Files a compaction merged but has not
 deleted yet are left out (:func:`mosaic.store.layout.visible_files`), and a file that vanishes mid-query is
@@ -71,7 +73,7 @@ _RETRIES = 5
 _VIEWS = {
     "runs": """
         SELECT run_id, status, pipeline, return_status, attempt, pipeline_json, worker, device,
-               error, seed, sweep_id, time
+               error, seed, planned_epochs, sweep_id, time
         FROM runs_all
         QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC, attempt DESC) = 1""",
     "params": """
@@ -252,8 +254,8 @@ def _raw_select(table: str, source: str | None) -> str:
     if source is None:
         return _empty_select(table)
     if table == "sweeps":  # carries sweep_id itself
-        return f"SELECT {_utc(table)} FROM read_parquet({source}, hive_partitioning = false)"
-    return f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM read_parquet({source}, hive_partitioning = true)"
+        return f"SELECT {_utc(table)} FROM read_parquet({source}, hive_partitioning = false, union_by_name = true)"
+    return f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM read_parquet({source}, hive_partitioning = true, union_by_name = true)"
 
 
 def _utc(table: str, extra: str = "") -> str:

@@ -30,6 +30,7 @@ from mosaic.store.files import atomic_write
 from mosaic.store.layout import Layout, compacted_name, is_store, new_file_name
 
 FORMAT_VERSION = 1
+_TEST_PAUSE = "MOSAIC_TEST_COMPACT_PAUSE_S"  # see _test_pause: for tests only
 _ARROW_TYPES = {
     "int64": pa.int64(),
     "float64": pa.float64(),
@@ -122,6 +123,10 @@ class Store(Layout):
             if first_free > current:
                 atomic_write(counter, str(first_free))
 
+    def claim_lock(self) -> FileLock:
+        """Held while a driver resuming this store picks and records its runs (a context manager)."""
+        return FileLock(str(self.claim_lock_path), timeout=120)
+
     # -- writing -------------------------------------------------------------------------
     def append(self, table: str, rows: Iterable[Mapping[str, Any]] | pa.Table, sweep_id: int) -> Path | None:
         """Append rows to a table's partition of ``sweep_id`` as one new Parquet file.
@@ -163,6 +168,7 @@ class Store(Layout):
                 schema = arrow_schema(table)
                 merged = pa.concat_tables([_conform(pq.read_table(f), schema) for f in files])
                 _write_table(merged, files[0].parent / compacted_name(files[-1]))
+                _test_pause()
                 # readers skip merged files from now on; delete them once no reader is mid-call
                 with self.files_lock(exclusive=True):
                     for old in files:
@@ -170,6 +176,14 @@ class Store(Layout):
                 partitions += 1
                 after += 1
         return CompactResult(self.path, partitions, before, after)
+
+
+def _test_pause() -> None:
+    """TEST-ONLY hook: ``$MOSAIC_TEST_COMPACT_PAUSE_S`` seconds between writing a merged file and
+    deleting the files it merged, so a fault test can kill a process at that moment."""
+    delay = os.environ.get(_TEST_PAUSE)
+    if delay:
+        time.sleep(float(delay))
 
 
 def compact(store: str | os.PathLike[str]) -> CompactResult:
