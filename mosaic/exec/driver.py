@@ -16,6 +16,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,11 @@ from mosaic.store.writer import CompactResult, Store, now
 OnEvent = Callable[[Event], None]
 #: A run whose worker died before it started is submitted again at most this often.
 MAX_RESUBMITS = 3
-#: How long fetching a finished run's outcome may take before it counts as lost with its worker.
-FETCH_TIMEOUT_S = 10.0
+#: How long fetching a finished run's outcome may take before it counts as lost with its worker
+#: (a false alarm only costs a resubmission that loads the final checkpoint and trains no epoch).
+FETCH_TIMEOUT_S = 5.0
+#: With runs left and no worker at all for this long, the sweep stops (runs marked interrupted).
+NO_WORKER_TIMEOUT_S = 600.0
 
 __all__ = ["PlannedRun", "SweepSummary", "rerun", "resume", "run"]
 
@@ -126,7 +130,7 @@ def _resume_store(store: str | os.PathLike[str] | None, config: str | os.PathLik
         return again.runs
 
     for sweep_id, ids in first.owned.items():
-        sweep.emit(Event("warning", text=f"{len(ids)} unfinished runs of sweep {sweep_id} are left to its live driver"))
+        sweep.emit(Event("warning", text=f"{len(ids)} runs of sweep {sweep_id} are left to its live driver"))
     return sweep.execute(plan, new_params=False, client=client, claim=target.claim_lock, **where)
 
 
@@ -199,6 +203,7 @@ class _Sweep:
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
         self.by_id: dict[int, PlannedRun] = {}
         self.fetched: dict[str, RunOutcome] = {}  # key -> outcome, filled by _fetch
+        self.fetcher = ThreadPoolExecutor(4, thread_name_prefix="mosaic-fetch")
         self.lost: set[int] = set()  # runs whose result was lost with their worker
         self.compacted: CompactResult | None = None
         self.sources: SourceBundle | None = None
@@ -263,6 +268,7 @@ class _Sweep:
         paused_file = None
         window = 2 * cluster.slots + 2
         tick = 0.0
+        idle_since: float | None = None
 
         def submit_more() -> None:
             while queue and len(inflight) < window:
@@ -289,6 +295,7 @@ class _Sweep:
                 if time.monotonic() - tick > 0.5:
                     tick = time.monotonic()
                     window = 2 * cluster.slots + 2
+                    idle_since = cluster.check_workers(idle_since, NO_WORKER_TIMEOUT_S)
                     control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
                     if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
                         paused_file = self._pause(request, client, queue, inflight)
@@ -304,6 +311,7 @@ class _Sweep:
                 self._interrupt(client, runs, [f for f, _ in inflight.values()], reason)
             raise
         finally:
+            self.fetcher.shutdown(wait=False, cancel_futures=True)
             futures.clear()
             with contextlib.suppress(Exception):  # the cluster may already be gone
                 client.unsubscribe_topic(plugin.topic)
@@ -334,24 +342,25 @@ class _Sweep:
         )
 
     def _fetch(self, future: Any) -> None:
-        """Fetch a finished run's outcome as soon as it lands (distributed's callback thread), so
-        a worker that dies later, running another run, cannot take it along."""
-        if future.status != "finished":
-            return
+        """Fetch a finished run's outcome at once (in a pool of our own: one slow fetch holds no
+        other), so that its worker, dying later while running another run, cannot take it along."""
+        if future.status == "finished":
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: the sweep ended
+                self.fetcher.submit(self._fetch_now, future)
+
+    def _fetch_now(self, future: Any) -> None:
         with contextlib.suppress(Exception):  # _collect finds out what happened
             self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
 
     def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
         """Record a task that left the scheduler; True when the run must be submitted again.
 
-        Every state is handled: finished (the outcome, fetched at once by :meth:`_fetch`),
-        error (the worker died: resubmitted when the run had not started, else ``system
-        failure`` naming the worker; anything else Mosaic's own error with its traceback),
-        cancelled (``system failure``), and pending/lost: the run finished but its result was
-        lost with its worker before it was fetched, so it runs again from its checkpoint.
+        finished: its outcome (fetched at once by :meth:`_fetch`). error: a worker death is
+        resubmitted when the run had not started, else ``system failure`` naming the worker;
+        anything else is Mosaic's own error with its traceback. cancelled: ``system failure``.
+        pending/lost: it finished on a worker that died before its result was fetched: resubmitted.
         """
-        outcome = self.fetched.pop(future.key, None)
-        status = future.status
+        outcome, status = self.fetched.pop(future.key, None), future.status
         if outcome is None and status == "finished":
             try:
                 outcome = future.result(timeout=FETCH_TIMEOUT_S)
@@ -360,8 +369,7 @@ class _Sweep:
         if outcome is not None:
             self._record(planned, outcome)
             return False
-        worker = self.seen.get(planned.run_id, {}).get("worker")
-        where = f"worker {worker}" if worker else "its worker"
+        where = f"worker {self.seen.get(planned.run_id, {}).get('worker') or '(unknown)'}"
         if status == "cancelled":
             self._fail(planned, RunStatus.SYSTEM_FAILURE, f"the scheduler cancelled the run on {where} (cluster lost or restarted)")
             return False
