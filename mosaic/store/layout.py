@@ -207,6 +207,12 @@ def visible_files(files: list[Path]) -> list[Path]:
     return kept
 
 
+def write_order(file: Path) -> tuple[str, int]:
+    """A sort key putting a partition's files in the order they were written: a compaction's
+    ``<stem>-c`` file right after ``<stem>`` (plain name order puts ``-c`` first)."""
+    return _base(file.stem), len(file.stem)
+
+
 def _base(stem: str) -> str:
     while stem.endswith(_COMPACTED):
         stem = stem[: -len(_COMPACTED)]

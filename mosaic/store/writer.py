@@ -27,7 +27,14 @@ from filelock import FileLock
 from mosaic import schemas
 from mosaic.errors import StoreError
 from mosaic.store.files import atomic_write
-from mosaic.store.layout import Layout, compacted_name, is_store, new_file_name
+from mosaic.store.layout import (
+    Layout,
+    compacted_name,
+    is_store,
+    new_file_name,
+    visible_files,
+    write_order,
+)
 
 FORMAT_VERSION = 1
 _TEST_PAUSE = "MOSAIC_TEST_COMPACT_PAUSE_S"  # see _test_pause: for tests only
@@ -160,8 +167,14 @@ class Store(Layout):
         for table in schemas.table_names():
             sweeps = [sweep_id] if sweep_id is not None else self.partitions(table)
             for sweep in sweeps:
-                files = self.files(table, sweep)
-                before += len(files)
+                listed = self.files(table, sweep)
+                before += len(listed)
+                files = sorted(visible_files(listed), key=write_order)
+                merged_before = [f for f in listed if f not in files]  # an interrupted compaction's
+                if merged_before:
+                    with self.files_lock(exclusive=True):
+                        for old in merged_before:
+                            old.unlink(missing_ok=True)
                 if len(files) <= 1:
                     after += len(files)
                     continue
