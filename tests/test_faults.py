@@ -150,14 +150,14 @@ def mosaic_cli(*args: Any, timeout: float = DEADLINE_S) -> subprocess.CompletedP
     return subprocess.run([str(BIN / "mosaic"), *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
-def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen | None = None) -> None:
+def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen | None = None, poll: float = 0.1) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not condition():
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the driver ended (rc {process.returncode}) before {what}: {process.stderr.read()}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(poll)
 
 
 def statuses_now(store: Path) -> collections.Counter:
@@ -190,8 +190,10 @@ def test_kill_driver_before_the_first_task_then_resume(sweep_dir: Path, tmp_path
     store = tmp_path / "store"
     config = write_config(sweep_dir, "c.ini", epochs=3, widths="{2-5}")
     with driver("run", config, store, "--no-progress") as process:
-        wait_for(lambda: statuses_now(store).get("pending", 0) == 4, "the pending runs", process)
+        # the planned runs are the first runs file; the first 'running' rows come a flush (1 s) later
+        wait_for(lambda: any(store.glob("runs/sweep=1/*.parquet")), "the pending runs", process, poll=0.005)
         process.kill()
+    assert sum(statuses_now(store).values()) == 4 and not statuses_now(store).get("done")
     resumed = mosaic_cli("resume", store, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     check_store(store, {"done": 4}, epochs=3)
@@ -239,20 +241,18 @@ def test_kill_driver_during_compaction_then_resume(sweep_dir: Path, tmp_path: Pa
 def test_a_worker_killed_right_after_it_finished_a_run(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
     store = tmp_path / "store"
     config = write_config(sweep_dir, "c.ini", epochs=2, widths="2, 3")  # two runs on two workers
-    run_files = sweep_dir / "run_files"
+    pids = dask_client.run(os.getpid)
     killed: list[int] = []
 
-    def killer() -> None:
+    def killer() -> None:  # the first worker holding a finished run and running nothing else
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline and not killed:
-            for log in run_files.glob("output_*.log"):
-                text = log.read_text()
-                if re.search(r"=== run \d+ done", text):
-                    pid = int(re.search(r"worker \S+:(\d+)", text).group(1))
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                    return
-            time.sleep(0.005)
+            holders = dask_client.run_on_scheduler(_finished_run_holders)
+            if holders:
+                os.kill(pids[holders[0]], signal.SIGKILL)
+                killed.append(pids[holders[0]])
+                return
+            time.sleep(0.002)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
@@ -261,6 +261,12 @@ def test_a_worker_killed_right_after_it_finished_a_run(sweep_dir: Path, tmp_path
     assert killed and summary.counts == {"done": 2}
     check_store(store, {"done": 2}, epochs=2)
     dask_client.wait_for_workers(2, timeout=60)
+
+
+def _finished_run_holders(dask_scheduler: Any) -> list[str]:
+    """(On the scheduler) workers holding a finished run's result and processing nothing."""
+    return [ws.address for ts in dask_scheduler.tasks.values()
+            if str(ts.key).startswith("run-") and ts.state == "memory" for ws in ts.who_has if not ws.processing]
 
 
 def test_a_result_lost_with_its_worker_is_collected_again(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:

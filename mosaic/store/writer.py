@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from mosaic import schemas
 from mosaic.errors import StoreError
@@ -37,6 +37,7 @@ from mosaic.store.layout import (
 )
 
 FORMAT_VERSION = 1
+COMPACT_WAIT_S = 600.0  # how long a compaction waits for another one to end
 _TEST_PAUSE = "MOSAIC_TEST_COMPACT_PAUSE_S"  # see _test_pause: for tests only
 _ARROW_TYPES = {
     "int64": pa.int64(),
@@ -162,7 +163,18 @@ class Store(Layout):
         return _write_table(data, folder / new_file_name())
 
     def compact(self, sweep_id: int | None = None) -> CompactResult:
-        """Merge each partition's files into one (all sweeps, or one); views are unchanged."""
+        """Merge each partition's files into one (all sweeps, or one); views are unchanged.
+
+        Compactions of a store run one at a time (a driver's own and ``mosaic compact``).
+        """
+        try:
+            with FileLock(str(self.compact_lock_path), timeout=COMPACT_WAIT_S):
+                return self._compact(sweep_id)
+        except Timeout:
+            raise StoreError(f"{self.path}: another compaction has held {self.compact_lock_path} for "
+                             f"{COMPACT_WAIT_S:.0f} s; try again later") from None
+
+    def _compact(self, sweep_id: int | None) -> CompactResult:
         partitions = before = after = 0
         for table in schemas.table_names():
             sweeps = [sweep_id] if sweep_id is not None else self.partitions(table)
