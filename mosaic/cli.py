@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         sub, "resume", "resume", "finish a store's unfinished runs, or run the pipelines a pause left",
-        description="mosaic resume STORE: every run of the store not done, error or system failure (pending, "
-        "interrupted, paused, or running with no live driver) trains to its planned epochs from its last "
+        description="mosaic resume STORE: every unfinished run of the store (pending, interrupted, paused, "
+        "or running with no live driver) trains to its planned epochs from its last "
         "checkpoint, keeping its run id; refused while a live driver owns them. mosaic resume FILE.json: "
         "run the pipelines 'mosaic pause' saved in FILE.json. No argument: the last store used.",
     )
