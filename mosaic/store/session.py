@@ -158,7 +158,10 @@ class StoreSession:
         Raises StoreError for a statement that is not a single read.
         """
         check_read_only(query)
-        return self.retry(lambda: self.con.sql(query))
+        # read here, under the files lock and the retry: a relation read later could find a file
+        # that a compaction deleted meanwhile
+        table = self.retry(lambda: self.con.sql(query).to_arrow_table())
+        return self.con.from_arrow(table)
 
     def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple]:
         """Run a trusted statement of Mosaic's own (with ``?`` parameters) and fetch every row.
