@@ -96,10 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline_file", help="where to write the pipelines not yet run (.json)")
     p.set_defaults(handler=_pause)
 
-    p = _command(sub, "resume", "resume", "run the pipelines a pause left in a pipeline file")
-    p.add_argument("pipeline_file", help="the .json file written by 'mosaic pause'")
-    p.add_argument("--store", help="store to write to (default: the one recorded by the pause)")
-    p.add_argument("--config", help="config for the PROCESS/MONITOR settings (default: the paused sweep's)")
+    p = _command(
+        sub, "resume", "resume", "finish a store's unfinished runs, or run the pipelines a pause left",
+        description="mosaic resume STORE: every unfinished run of the store (pending, interrupted, paused, "
+        "or running with no live driver) trains to its planned epochs from its last "
+        "checkpoint, keeping its run id; refused while a live driver owns them. mosaic resume FILE.json: "
+        "run the pipelines 'mosaic pause' saved in FILE.json. No argument: the last store used.",
+    )
+    p.add_argument("source", nargs="?", metavar="STORE_OR_PIPELINE_FILE",
+                   help="a store folder (default: the last one used) or a .json file written by 'mosaic pause'")
+    p.add_argument("--store", help="pipeline file form: store to write to (default: the one recorded by the pause)")
+    p.add_argument("--config", help="config for the PROCESS/MONITOR settings (default: the one the sweep recorded)")
     _add_cluster(p)
     p.set_defaults(handler=_resume)
 
@@ -215,7 +222,7 @@ def _run(args: argparse.Namespace, function: Callable[..., Any]) -> int:
 
 def _resume(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     with _progress(args) as on_event:
-        summary = function(args.pipeline_file, store=args.store, config=args.config, on_event=on_event, **_cluster_kwargs(args))
+        summary = function(args.source, store=args.store, config=args.config, on_event=on_event, **_cluster_kwargs(args))
     _echo(summary.render())
     return summary.exit_code
 

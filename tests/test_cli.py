@@ -47,11 +47,11 @@ def test_legacy_aliases_are_installed() -> None:
 def test_generate_through_the_installed_commands(tutorial_dir: Path) -> None:
     bin_dir = Path(sys.executable).parent
     out = tutorial_dir / "p.json"
-    done = subprocess.run([bin_dir / "mosaic", "generate", tutorial_dir / "config.ini", out], capture_output=True, text=True)
+    done = subprocess.run([bin_dir / "mosaic", "generate", tutorial_dir / "config.ini", out], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "24 pipelines saved" in done.stdout
     assert mosaic.read_pipelines(out) == mosaic.generate(tutorial_dir / "config.ini")
-    legacy = subprocess.run([bin_dir / "mosaic_generate", tutorial_dir / "config.ini", tutorial_dir / "p.db"], capture_output=True, text=True)
+    legacy = subprocess.run([bin_dir / "mosaic_generate", tutorial_dir / "config.ini", tutorial_dir / "p.db"], capture_output=True, text=True, timeout=120)
     assert legacy.returncode == 2 and legacy.stderr.count("\n") == 1 and "not a .json file" in legacy.stderr
     assert not (tutorial_dir / "p.db").exists()
 
@@ -62,7 +62,7 @@ def test_generate_does_not_import_torch_or_dask(tutorial_dir: Path) -> None:
         f"main(['generate', {str(tutorial_dir / 'config.ini')!r}, {str(tutorial_dir / 'p.json')!r}]); "
         "print(sorted(m for m in ('torch', 'distributed', 'duckdb', 'altair') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 

@@ -31,7 +31,7 @@ def test_pause_then_resume_runs_every_pipeline_once(sweep_dir: Path, tmp_path: P
 
     def pause_in_background(event: Event) -> None:
         if event.kind == "finished" and "thread" not in outcome:
-            outcome["thread"] = threading.Thread(target=lambda: outcome.update(result=pause(store, paused_file)))
+            outcome["thread"] = threading.Thread(target=lambda: outcome.update(result=pause(store, paused_file, timeout=60)), daemon=True)
             outcome["thread"].start()
 
     first = run(sweep_dir / "slow.ini", store, dask_client, on_event=pause_in_background)
@@ -113,8 +113,12 @@ def test_cli_ctrl_c_leaves_a_readable_store(sweep_dir: Path, tmp_path: Path) -> 
     store = tmp_path / "store"
     config = sweep_dir / "slow.ini"
     config.write_text(config.read_text().replace("epochs = 8", "epochs = 40"))
+    # SIGINT back to its default in the child: started from a background job of a non-interactive
+    # shell (`make test &`, CI), pytest inherits SIGINT *ignored*, Python then never installs its
+    # KeyboardInterrupt handler and the child would finish its sweep as if nothing happened
     process = subprocess.Popen(
         [BIN / "mosaic", "run", config, store, "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not any(r.status == "running" for r in _runs_or_nothing(store)):

@@ -85,7 +85,7 @@ def test_two_concurrent_sweeps_never_share_a_run_id(sweep_dir: Path, tmp_path: P
     Store(store, create=True)
     summaries: list[Any] = []
     threads = [
-        threading.Thread(target=lambda: summaries.append(run(sweep_dir / "tiny.ini", store, dask_client)))
+        threading.Thread(target=lambda: summaries.append(run(sweep_dir / "tiny.ini", store, dask_client)), daemon=True)
         for _ in range(2)
     ]
     for thread in threads:

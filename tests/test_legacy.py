@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -119,17 +120,18 @@ def test_export_is_consistent_while_a_sweep_writes(store: Store, tmp_path: Path)
         except BaseException as exc:
             failures.append(exc)
 
-    thread = threading.Thread(target=write)
+    thread = threading.Thread(target=write, daemon=True)
     thread.start()
     counts = []
-    while thread.is_alive() or len(counts) < 2:
+    deadline = time.monotonic() + 120
+    while (thread.is_alive() or len(counts) < 2) and time.monotonic() < deadline:
         out = export(store.path, tmp_path / "snapshot.db")
         with sqlite3.connect(out) as con:
             assert con.execute("SELECT count(*) - count(DISTINCT run_id) FROM runs").fetchone() == (0,)
             assert con.execute("SELECT count(*) FROM (SELECT run_id, param_name FROM params GROUP BY 1, 2 HAVING count(*) > 1)").fetchone() == (0,)
             counts.append(con.execute("SELECT count(*) FROM runs").fetchone()[0])
-    thread.join()
-    assert not failures
+    thread.join(timeout=60)
+    assert not thread.is_alive() and not failures
     assert counts == sorted(counts)
 
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -27,7 +28,7 @@ LEGACY_DB = DATA / "legacy_sample.db"
 MOSAIC = Path(sys.executable).with_name("mosaic")
 
 RUNS_COLUMNS = ["run_id", "status", "pipeline", "return_status", "attempt", "pipeline_json", "worker",
-                "device", "error", "seed", "sweep_id", "time"]
+                "device", "error", "seed", "planned_epochs", "sweep_id", "time"]
 RUN_RESULTS_COLUMNS = ["run_id", "train_loss", "test_loss", "train_acc", "test_acc", "nb_params", "duration(s)",
                        "epochs", "overfit", "trainability", "slope", "slope_std_plus", "slope_std_minus", "attempt"]
 VIEW_COLUMNS = {
@@ -176,14 +177,16 @@ def test_queries_keep_working_while_a_sweep_writes(store: Store) -> None:
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
-    thread = threading.Thread(target=write)
+    thread = threading.Thread(target=write, daemon=True)
     seen = []
+    deadline = time.monotonic() + 120
     with open_store(store.path) as session:
         thread.start()
-        while thread.is_alive():
+        while thread.is_alive() and time.monotonic() < deadline:
             seen.append(rows(session, "SELECT count(*) FROM runs WHERE status = 'done'")[0][0])
             rows(session, "SELECT count(*) FROM params p JOIN history h USING (run_id)")
-        thread.join()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
         seen.append(rows(session, "SELECT count(*) FROM runs WHERE status = 'done'")[0][0])
     assert not errors
     assert seen == sorted(seen) and seen[-1] == 24

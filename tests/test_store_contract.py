@@ -24,7 +24,7 @@ from tests.test_compact import store_in_state
 DATA = Path(__file__).resolve().parent / "data" / "legacy"
 STATES = [*STORE_STATES, "legacy-db", "legacy-db+runs"]
 RUN_VIEW = ["run_id", "status", "pipeline", "return_status", "attempt", "pipeline_json", "worker", "device",
-            "error", "seed", "sweep_id", "time"]
+            "error", "seed", "planned_epochs", "sweep_id", "time"]
 RESULT_VIEW = ["run_id", "train_loss", "test_loss", "train_acc", "test_acc", "nb_params", "duration(s)", "epochs",
                "overfit", "trainability", "slope", "slope_std_plus", "slope_std_minus", "attempt"]
 HISTORY_VIEW = ["run_id", "epoch", "attempt", "train_loss", "test_loss", "train_acc", "test_acc", "seconds", "time",

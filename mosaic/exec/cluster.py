@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +271,17 @@ class Cluster:
             return max(1, sum(int(w.get("resources", {}).get(GPU, 0)) for w in info))
         return max(1, sum(int(w.get("nthreads", 1)) for w in info))
 
+    def check_workers(self, since: float | None, timeout: float) -> float | None:
+        """None while the cluster has workers; else since when it has none (now, the first
+        time). Raises RunError once it has had none for ``timeout`` seconds."""
+        if self.client.scheduler_info(n_workers=-1)["workers"]:
+            return None
+        since = since if since is not None else time.monotonic()
+        if time.monotonic() - since > timeout:
+            raise RunError(f"no Dask worker for {timeout:.0f} s (they died and none came back); "
+                           "the runs not finished are marked interrupted: continue with 'mosaic resume STORE'")
+        return since
+
     def install(self, plugin: MosaicPlugin) -> None:
         """Register a sweep's plugin on every current and future worker."""
         self.client.register_plugin(plugin, name=plugin.name)
@@ -289,6 +301,20 @@ class Cluster:
                 self.local.close(timeout=10)
 
 
+class _LocalCluster(LocalCluster):
+    """A LocalCluster that waits for a dead worker's nanny to restart it, however long that takes.
+
+    Distributed closes the nanny of a worker that has not re-registered within
+    ``distributed.deploy.lost-worker-timeout`` (15 s): on a loaded machine a restart
+    (spawn, import torch, warm up) takes longer, and a sweep whose runs killed both workers
+    would be left with none and wait forever.
+    """
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "365d"}):  # read right here
+            super()._update_worker_status(op, msg)
+
+
 def start_local_cluster(
     workers: int, resources: Mapping[str, float] | None = None, setup: WorkerSetup | None = None
 ) -> LocalCluster:
@@ -300,7 +326,7 @@ def start_local_cluster(
     # the scheduler's HTTP server (the dashboard when bokeh is installed) on a free loopback port
     dashboard_address = "127.0.0.1:0"
     with dask.config.set({**LOCAL_SCHEDULER_CONFIG, **LOCAL_WORKER_CONFIG}):
-        return LocalCluster(
+        return _LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,

@@ -72,6 +72,12 @@ def live_sweeps(store: Store) -> list[int]:
     return sorted(alive)
 
 
+def driver_of(store: Store, sweep_id: int) -> str:
+    """``pid N on HOST``: the driver of ``sweep_id`` as its heartbeat names it."""
+    info = _read_json(store.heartbeat(sweep_id)) or {}
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,55 +1,34 @@
-"""Run a sweep: plan the runs, record them, submit one Dask task per run, store what comes back.
-
-``run`` (a config), ``resume`` (what a pause left) and ``rerun`` (more epochs from the
-checkpoints) all end in :class:`_Sweep`, which records the sweep row and every planned run
-as ``pending`` before the first task starts, submits runs through a bounded window (so a
-pause stops submitting at once), collects them with ``as_completed``, buffers rows and
-flushes them about once a second, and compacts the sweep's partition at the end.
+"""The sweep commands: ``run`` (a config), ``resume`` (a store, or what a pause left) and
+``rerun`` (more epochs from the checkpoints) plan their runs here and hand them to
+:class:`mosaic.exec.sweeper.Sweep`, which trains them on the cluster and records them.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
-import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distributed import as_completed
-
 from mosaic import schemas
 from mosaic import sweep as sweeps
-from mosaic.config import Config, Process, load_config
-from mosaic.errors import ConfigError, SelectionError, UsageError
-from mosaic.exec import control, transfer
+from mosaic.config import Config, load_config
+from mosaic.errors import SelectionError, UsageError
+from mosaic.exec import control
 from mosaic.exec.cluster import (
-    Cluster,
-    MosaicPlugin,
     check_gpu,
-    execute,
-    open_cluster,
     plan_workers,
 )
-from mosaic.exec.dashboard import epoch_topic
-from mosaic.exec.live import LiveHistory
 from mosaic.exec.progress import Event
-from mosaic.exec.sources import SourceBundle, bundle_sources
-from mosaic.exec.summary import SweepSummary, model_key, return_status
-from mosaic.exec.task import RunOutcome, RunTask, run_seed
+from mosaic.exec.resume import open_target, plan_pause_file, plan_resume
+from mosaic.exec.summary import SweepSummary
+from mosaic.exec.sweeper import OnEvent, Sweep
 from mosaic.rerun_config import RerunConfig, load_rerun_config, rerun_process
-from mosaic.store.layout import remember_store
 from mosaic.store.reader import open_reader, select_runs
-from mosaic.store.records import PlannedRun, SweepRecords
-from mosaic.store.status import RunStatus
-from mosaic.store.writer import CompactResult, Store, now
-
-OnEvent = Callable[[Event], None]
-#: A run whose worker died before it started is submitted again at most this often.
-MAX_RESUBMITS = 3
+from mosaic.store.records import PlannedRun
+from mosaic.store.writer import Store
 
 __all__ = ["PlannedRun", "SweepSummary", "rerun", "resume", "run"]
 
@@ -78,15 +57,16 @@ def run(
     def plan() -> list[PlannedRun]:
         nonlocal ids
         ids = target.allocate_run_ids(len(pipelines))
-        return [PlannedRun(i, 0, p, config.process.epochs) for i, p in zip(ids, pipelines, strict=True)]
+        epochs = config.process.epochs
+        return [PlannedRun(i, 0, p, epochs, total=epochs) for i, p in zip(ids, pipelines, strict=True)]
 
-    return _Sweep(target, "run", config, on_event).execute(
+    return Sweep(target, "run", config, on_event).execute(
         plan, new_params=True, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
     )
 
 
 def resume(
-    pipeline_file: str | os.PathLike[str],
+    source: str | os.PathLike[str] | None = None,
     *,
     store: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | Config | None = None,
@@ -96,39 +76,45 @@ def resume(
     workers: int | None = None,
     on_event: OnEvent | None = None,
 ) -> SweepSummary:
-    """Run the pipelines of a pipeline file (from ``mosaic pause``, or any legacy file).
+    """Finish what a killed, interrupted or paused sweep left.
 
-    Store and config default to those recorded beside the file by the pause
-    (``<file>.mosaic.json``); the paused runs keep their run ids.
+    ``source`` is a store folder (default: ``store``, else the last store used): every run
+    not done/error/system failure and owned by no live driver trains up to its planned
+    epochs, from its last checkpoint, keeping its run id (UsageError while live drivers own
+    them all). Or ``source`` is a pipeline file written by ``mosaic pause`` (or any legacy
+    file): its pipelines run, the paused ones keeping their run ids.
     """
-    pipelines = sweeps.read_pipelines(pipeline_file)
-    side = control.read_sidecar(pipeline_file)
-    store = store or side.get("store")
-    if store is None:
-        raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the store with --store")
-    config_path = config or side.get("config_path")
-    if config_path is None:
-        raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the config with --config")
-    if not isinstance(config_path, Config) and not Path(config_path).is_file():
-        raise ConfigError(f"{config_path}: the paused sweep's config is gone; give one with --config")
-    config = config_path if isinstance(config_path, Config) else load_config(config_path)
-    _precheck(config, client, scheduler, scheduler_file, workers)
-    target = Store(store, create=True)
-    recorded = side.get("runs") or []
-    reuse = len(recorded) == len(pipelines) and Path(side.get("store", "")).resolve() == target.path.resolve()
+    if source is None or Path(source).is_dir():
+        return _resume_store(source if source is not None else store, config, on_event=on_event, client=client,
+                             scheduler=scheduler, scheduler_file=scheduler_file, workers=workers)
+    paused = plan_pause_file(source, store, config)
+    _precheck(paused.config, client, scheduler, scheduler_file, workers)
+    return Sweep(paused.store, "resume", paused.config, on_event).execute(
+        paused.plan, new_params=paused.new_runs, client=client, scheduler=scheduler, scheduler_file=scheduler_file,
+        workers=workers,
+    )
+
+
+def _resume_store(store: str | os.PathLike[str] | None, config: str | os.PathLike[str] | Config | None, *,
+                  on_event: OnEvent | None, client: Any, **where: Any) -> SweepSummary:
+    target = open_target(store)
+    first = plan_resume(target, config)  # refuses before anything starts
+    if first.config is None:  # nothing left to run: finish compactions a killed driver left
+        target.compact()
+        return SweepSummary(target.path, 0, "resume", (), (), 0.0, target.default_run_files)
+    _precheck(first.config, client, where.get("scheduler"), where.get("scheduler_file"), where.get("workers"))
+    sweep = Sweep(target, "resume", first.config, on_event)
 
     def plan() -> list[PlannedRun]:
-        if reuse:
-            return [
-                PlannedRun(int(r["run_id"]), int(r["attempt"]), p, int(r["epochs"]), bool(r["resume"]))
-                for r, p in zip(recorded, pipelines, strict=True)
-            ]
-        ids = target.allocate_run_ids(len(pipelines))
-        return [PlannedRun(i, 0, p, config.process.epochs) for i, p in zip(ids, pipelines, strict=True)]
+        # again, under the claim lock and with this driver's heartbeat up: two resumes never take one run
+        again = plan_resume(target, first.config, ignore=[sweep.sweep_id])
+        if not again.runs:
+            raise UsageError(f"{target.path}: another 'mosaic resume' took the runs left; nothing to resume")
+        return again.runs
 
-    return _Sweep(target, "resume", config, on_event).execute(
-        plan, new_params=not reuse, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
-    )
+    for sweep_id, ids in first.owned.items():
+        sweep.emit(Event("warning", text=f"{len(ids)} runs of sweep {sweep_id} are left to its live driver"))
+    return sweep.execute(plan, new_params=False, client=client, claim=target.claim_lock, **where)
 
 
 def rerun(
@@ -173,15 +159,18 @@ def rerun(
     processes = {i: rerun_process(config, recorded.get(i, {}), f"{target.path} run {i}") for i in ids}
     first = Config(config.path, config.text, processes[ids[0]], config.monitor, (), ())  # MONITOR, run_files
     _precheck(first, client, scheduler, scheduler_file, workers)
+    with open_reader(target) as reader:  # the planned total: the epochs a run's results hold, plus more
+        trained = {r["run_id"]: r["epochs"] for r in reader.results(ids).to_pylist()}
 
     def plan() -> list[PlannedRun]:
         return [
             PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]),
-                       epochs or processes[i].epochs, True)
+                       epochs or processes[i].epochs, True,
+                       trained[i] + (epochs or processes[i].epochs) if trained.get(i) is not None else None)
             for i in ids
         ]
 
-    sweep = _Sweep(target, "rerun", first, on_event)
+    sweep = Sweep(target, "rerun", first, on_event)
     sweep.processes = processes
     sweep.overrides = [(i, key, value) for i in ids for key, value in config.overrides.items()
                        if recorded.get(i, {}).get(key) != value]
@@ -208,290 +197,3 @@ def _precheck(config: Config, client: Any, scheduler: Any, scheduler_file: Any, 
     if client is None and scheduler is None and scheduler_file is None:
         plan_workers(config.monitor, workers)
         check_gpu(config.monitor)
-
-
-class _Sweep:
-    """One invocation's partition of the store, from pending rows to compaction."""
-
-    def __init__(self, store: Store, kind: str, config: Config, on_event: OnEvent | None) -> None:
-        self.store = store
-        self.kind = kind
-        self.config = config
-        self.emit: OnEvent = on_event or (lambda event: None)
-        self.sweep_id = 0
-        self.started_events: collections.deque[dict[str, Any]] = collections.deque()
-        self.final: dict[int, str] = {}
-        self.seen: dict[int, dict[str, Any]] = {}
-        self.summary_runs: list[tuple[int, str, float | None, str]] = []
-        self.by_id: dict[int, PlannedRun] = {}
-        self.compacted: CompactResult | None = None
-        self.sources: SourceBundle | None = None
-        self.records: SweepRecords
-        self.live: LiveHistory
-        self.run_files = _run_files(config, store)
-        self.files: transfer.RunFiles
-        self.send_checkpoints = False
-        self.started = now()
-        self.processes: dict[int, Process] = {}  # rerun: each run's own PROCESS
-        self.overrides: list[tuple[int, str, str]] = []  # rerun: (run_id, key, value) params to record
-
-    # -- the whole life of a sweep -------------------------------------------------------
-    def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any, **where: Any) -> SweepSummary:
-        cluster = open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
-        try:
-            self.sweep_id = self.store.new_sweep_id()
-            remember_store(self.store.path)
-            control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
-            seed = self.config.process.seed
-            self.records = SweepRecords(self.store, self.sweep_id, self.kind, self.config, self.started,
-                                        seed=lambda run_id: run_seed(seed, run_id))
-            try:
-                self.records.write_sweep_row(ended=False)
-                runs = plan()
-                self.by_id = {r.run_id: r for r in runs}
-                self.live = LiveHistory(lambda row: self.records.add("history", row), {r.run_id: r.attempt for r in runs})
-                self.sources = self._sources(runs)
-                self.records.write_planned(runs, new_params)
-                for run_id, key, value in self.overrides:  # a rerun's [RERUN] values become the runs' own
-                    self.records.add("params", {"run_id": run_id, "param_name": key, "param_value": value})
-                self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
-                clock = time.monotonic()
-                paused_file = self._drive(cluster, runs)
-                seconds = time.monotonic() - clock
-                self.compacted = self.records.finish()
-            finally:
-                control.remove_heartbeat(self.store, self.sweep_id)
-        finally:
-            cluster.close()
-        summary = SweepSummary(
-            store=self.store.path,
-            sweep_id=self.sweep_id,
-            kind=self.kind,
-            runs=tuple(self.summary_runs),
-            statuses=tuple(str(self.final.get(r.run_id, RunStatus.PENDING)) for r in runs),
-            seconds=seconds,
-            run_files=self.run_files,
-            paused_file=paused_file,
-        )
-        done = self.compacted
-        text = f"sweep {self.sweep_id}: {done.files_before} files compacted into {done.files_after}" if done else ""
-        self.emit(Event("end", sweep_id=self.sweep_id, total=len(runs), text=text))
-        return summary
-
-    def _drive(self, cluster: Cluster, runs: list[PlannedRun]) -> Path | None:
-        client = cluster.client
-        self.files = transfer.plan(str(self.run_files))
-        self.send_checkpoints = cluster.local is None  # its workers may not see our run files
-        paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
-        plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
-        cluster.install(plugin)
-        client.subscribe_topic(plugin.topic, lambda event: self.started_events.append(event[1]))
-        epochs_topic = epoch_topic(self.sweep_id, plugin.token)
-        client.subscribe_topic(epochs_topic, self.live.receive)
-        queue = collections.deque(runs)
-        inflight: dict[str, tuple[Any, PlannedRun]] = {}
-        resubmits: collections.Counter[int] = collections.Counter()
-        futures = as_completed(loop=client.loop)
-        paused_file = None
-        window = 2 * cluster.slots + 2
-        tick = 0.0
-
-        def submit_more() -> None:
-            while queue and len(inflight) < window:
-                planned = queue.popleft()
-                key = plugin.key(planned.run_id, resubmits[planned.run_id])
-                task = self._task(planned)
-                task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
-                future = client.submit(execute, task, pure=False, key=key, resources=cluster.task_resources)
-                inflight[key] = (future, planned)
-                futures.add(future)
-
-        try:
-            submit_more()
-            while inflight or queue:
-                self._drain_started()
-                self.live.drain()
-                batch = futures.next_batch(block=False) if futures.has_ready() else []
-                for future in batch:
-                    entry = inflight.pop(future.key, None)
-                    if entry is not None and self._collect(future, entry[1], resubmits):
-                        queue.appendleft(entry[1])
-                    future.release()
-                submit_more()  # after a pause the queue holds only runs to resubmit
-                if time.monotonic() - tick > 0.5:
-                    tick = time.monotonic()
-                    window = 2 * cluster.slots + 2
-                    control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid(), progress=self.live.progress)
-                    if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
-                        paused_file = self._pause(request, client, queue, inflight)
-                self.records.maybe_flush()
-                if not batch and not futures.has_ready():
-                    # as_completed notifies this condition when a future lands (as its __next__ waits)
-                    with futures.thread_condition:
-                        futures.thread_condition.wait(timeout=0.05)
-            self._drain_started()
-            self.live.drain()
-        except BaseException as exc:  # Ctrl-C, or the cluster lost: leave a readable store
-            reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"driver stopped: {type(exc).__name__}: {exc}"
-            with contextlib.suppress(Exception):  # the original error matters more
-                self._interrupt(client, runs, [f for f, _ in inflight.values()], reason)
-            raise
-        finally:
-            futures.clear()
-            with contextlib.suppress(Exception):  # the cluster may already be gone
-                client.unsubscribe_topic(plugin.topic)
-                client.unsubscribe_topic(epochs_topic)
-        return paused_file
-
-    def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
-        """The class files of every planned run: they travel with each task (no shared disk needed)."""
-        paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
-        paths += dict.fromkeys(str(self._process(r.run_id).get("path_to_class_loss_function") or "") for r in runs)
-        return bundle_sources(paths, self.config.base_dir)
-
-    def _process(self, run_id: int) -> Process:
-        """The PROCESS a run trains with (a rerun: its own recorded values, see :func:`rerun`)."""
-        return self.processes.get(run_id, self.config.process)
-
-    # -- one run -------------------------------------------------------------------------
-    def _task(self, planned: PlannedRun) -> RunTask:
-        return RunTask(
-            run_id=planned.run_id,
-            attempt=planned.attempt,
-            sweep_id=self.sweep_id,
-            pipeline=planned.pipeline,
-            process=self._process(planned.run_id),
-            config_dir=str(self.config.base_dir),
-            run_files=str(self.run_files),
-            epochs=planned.epochs,
-            resume=planned.resume,
-            sources=self.sources,
-            files=transfer.for_task(self.files, planned.run_id, planned.resume, self.send_checkpoints),
-        )
-
-    def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
-        """Record a finished task; True when the run must be submitted again."""
-        if future.status == "finished":
-            self._record(planned, future.result())
-            return False
-        if future.status == "cancelled":
-            self._fail(planned, RunStatus.SYSTEM_FAILURE, "the scheduler cancelled the run (cluster lost or restarted)")
-            return False
-        exc = future.exception()
-        if _is_worker_death(exc):
-            if planned.run_id not in self.seen and resubmits[planned.run_id] < MAX_RESUBMITS:
-                resubmits[planned.run_id] += 1  # its worker died running another run
-                return True
-            self._fail(planned, RunStatus.SYSTEM_FAILURE, f"worker process died while running it ({type(exc).__name__}: {exc})")
-            return False
-        text = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-        self._fail(planned, RunStatus.ERROR, text)
-        return False
-
-    def _record(self, planned: PlannedRun, outcome: RunOutcome) -> None:
-        stamp = now()
-        results = outcome.results or None
-        status = RunStatus(outcome.status) if outcome.status in (RunStatus.DONE, RunStatus.ERROR) else RunStatus.ERROR
-        shown = return_status(results) if status == RunStatus.DONE and results else (outcome.error or outcome.message or "")
-        self.records.add("runs", self.records.run_row(
-            planned, status, stamp, return_status=shown, worker=outcome.worker, device=outcome.device,
-            error=outcome.error, seed=outcome.seed,
-        ))
-        self.live.drain()  # the epochs that came live are not written again
-        try:
-            transfer.receive(self.files, outcome.files)
-        except OSError as exc:
-            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id, text=f"run files of run {planned.run_id} not written: {exc}"))
-        self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
-        self.final[planned.run_id] = status
-        loss = results.get("test_loss") if results else None
-        self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
-        text = shown if status == RunStatus.DONE else _last_line(outcome.error or outcome.message or "")
-        if outcome.message and status == RunStatus.DONE:
-            text += f"  ({outcome.message})"
-        self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=text,
-                        worker=outcome.worker, device=outcome.device))
-
-    def _fail(self, planned: PlannedRun, status: RunStatus, text: str) -> None:
-        self.live.ended(planned.run_id)
-        seen = self.seen.get(planned.run_id, {})
-        self.records.add("runs", self.records.run_row(
-            planned, status, now(), return_status=text, error=text, worker=seen.get("worker"), device=seen.get("device"),
-        ))
-        self.final[planned.run_id] = status
-        self.summary_runs.append((planned.run_id, status, None, model_key(planned.pipeline, self.config)))
-        self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=_last_line(text)))
-
-    def _drain_started(self) -> None:
-        while self.started_events:
-            msg = self.started_events.popleft()
-            run_id = int(msg["run_id"])
-            planned = self.by_id.get(run_id)
-            if planned is None or run_id in self.final:
-                continue
-            self.seen[run_id] = msg
-            self.records.add("runs", self.records.run_row(planned, RunStatus.RUNNING, now(), worker=msg["worker"], device=msg["device"] or None))
-            self.emit(Event("running", sweep_id=self.sweep_id, run_id=run_id, worker=msg["worker"], device=msg["device"]))
-
-    # -- pause and Ctrl-C ----------------------------------------------------------------
-    def _pause(self, request: control.PauseRequest, client: Any, queue: collections.deque, inflight: dict) -> Path | None:
-        not_started = [(k, f, p) for k, (f, p) in inflight.items() if p.run_id not in self.seen]
-        if not_started:
-            client.cancel([f for _, f, _ in not_started])
-        for key, _, _ in not_started:
-            inflight.pop(key)
-        left = sorted([p for _, _, p in not_started] + list(queue), key=lambda p: p.run_id)
-        queue.clear()
-        try:
-            path = control.write_pause_file(
-                request.pipeline_file, [p.pipeline for p in left],
-                store=self.store.path, sweep_id=self.sweep_id, config=self.config,
-                runs=[{"run_id": p.run_id, "attempt": p.attempt, "epochs": p.epochs, "resume": p.resume} for p in left],
-            )
-        except Exception as exc:  # noqa: BLE001 - reported to the pausing command
-            control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, error=str(exc))
-            self.emit(Event("warning", sweep_id=self.sweep_id, text=f"pause refused: {exc}"))
-            for p in left:
-                queue.append(p)
-            return None
-        stamp = now()
-        for planned in left:
-            self.records.add("runs", self.records.run_row(planned, RunStatus.PAUSED, stamp))
-            self.final[planned.run_id] = RunStatus.PAUSED
-        control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=len(inflight))
-        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {len(inflight)} running runs finish"))
-        return path
-
-    def _interrupt(self, client: Any, runs: Sequence[PlannedRun], futures: list[Any], reason: str) -> None:
-        with contextlib.suppress(Exception):  # the cluster may be shutting down with us
-            client.cancel(futures)
-        stamp = now()
-        for planned in runs:
-            if planned.run_id not in self.final:
-                self.records.add("runs", self.records.run_row(planned, RunStatus.INTERRUPTED, stamp, error=reason))
-                self.final[planned.run_id] = RunStatus.INTERRUPTED
-        self.compacted = self.records.finish()
-        control.remove_heartbeat(self.store, self.sweep_id)
-        self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
-
-
-def _run_files(config: Config, store: Store) -> Path | str:
-    raw = config.process.run_files_path
-    if raw and transfer.is_url(raw):
-        return raw  # workers write there themselves (fsspec)
-    if raw:
-        path = Path(raw).expanduser()
-        return (path if path.is_absolute() else config.base_dir / path).resolve()
-    return store.default_run_files.resolve()
-
-
-def _is_worker_death(exc: BaseException | None) -> bool:
-    from distributed.comm.core import CommClosedError
-    from distributed.scheduler import KilledWorker
-
-    return isinstance(exc, KilledWorker | CommClosedError)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""

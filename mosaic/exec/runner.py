@@ -335,11 +335,6 @@ def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Opt
 # --- one run -------------------------------------------------------------------------------------
 
 
-def checkpoint_path(run_files: str | os.PathLike[str], run_id: int) -> Path:
-    """``<run_files>/checkpoint_<run_id>.pt``."""
-    return layout.checkpoint_path(run_files, run_id)
-
-
 def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome:
     """Train one run (or continue it when ``task.resume``) and report what happened.
 
@@ -410,7 +405,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
         callbacks=[*default_callbacks(int(patience) if patience else None), *extra],
     )
     run_files = Path(task.run_files)
-    ckpt = checkpoint_path(run_files, task.run_id)
+    ckpt = layout.checkpoint_path(run_files, task.run_id)
     prior_duration = 0.0
     if task.resume:
         if ckpt.is_file():
@@ -418,7 +413,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
             trainer.history = [dict(row) for row in saved["history"]]
             trainer.accuracy = saved["accuracy"]
             prior_duration = float(saved["duration_s"])
-        else:
+        elif task.until is None:  # a run finished to its planned total may never have saved one
             outcome.message = f"no checkpoint at {ckpt}; trained from scratch"
 
     def duration() -> float:
@@ -439,8 +434,11 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
         )
 
     every = process.get("checkpoint_every")
+    more = int(task.epochs) if task.until is None else max(0, int(task.until) - len(trainer.history))
+    if task.until is not None:
+        note(f"training epochs {len(trainer.history) + 1}..{task.until} (the checkpoint held {len(trainer.history)})")
     try:
-        result = trainer.fit(train_loader, test_loader, int(task.epochs), checkpoint, int(every) if every else None)
+        result = trainer.fit(train_loader, test_loader, more, checkpoint, int(every) if every else None)
     finally:
         outcome.history = [dict(row) for row in trainer.history]
     checkpoint()

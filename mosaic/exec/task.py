@@ -34,6 +34,7 @@ class RunTask:
     epochs: int
     resume: bool = False
     device: str | None = None
+    until: int | None = None  # set: train until the history (checkpoint's included) holds this many epochs
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
     files: RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)

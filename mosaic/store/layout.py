@@ -6,6 +6,8 @@ Layout (hive-partitioned, one partition per sweep)::
     <store>/<table>/sweep=<id>/<stamp>.parquet    rows, append-only
     <store>/<table>/sweep=<id>/<stamp>-c.parquet  a compaction of the files up to <stamp>
     <store>/_state/next_run_id, next_sweep_id     counters, changed under _state/ids.lock
+    <store>/_state/claim.lock                     held while a resume claims the runs it finishes
+    <store>/_state/compact.lock                   held by a compaction (one at a time)
     <store>/_control/driver-<sweep>.json          a running driver's heartbeat
     <store>/_control/pause.json                   a pending pause request (+ claims, acks)
     <store>/run_files/                            checkpoints and logs when the config names none
@@ -84,6 +86,16 @@ class Layout:
     def ids_lock(self) -> Path:
         """The lock the counters change under."""
         return self.state_dir / "ids.lock"
+
+    @property
+    def compact_lock_path(self) -> Path:
+        """The lock compactions run under, one at a time (two would delete each other's inputs)."""
+        return self.state_dir / "compact.lock"
+
+    @property
+    def claim_lock_path(self) -> Path:
+        """The lock a resuming driver plans and records its runs under."""
+        return self.state_dir / "claim.lock"
 
     @property
     def files_lock_path(self) -> Path:
@@ -200,6 +212,12 @@ def visible_files(files: list[Path]) -> list[Path]:
         if newest is None or base > newest or (base == newest and file.stem == _newest_stem(files, file.parent, newest)):
             kept.append(file)
     return kept
+
+
+def write_order(file: Path) -> tuple[str, int]:
+    """A sort key putting a partition's files in the order they were written: a compaction's
+    ``<stem>-c`` file right after ``<stem>`` (plain name order puts ``-c`` first)."""
+    return _base(file.stem), len(file.stem)
 
 
 def _base(stem: str) -> str:

@@ -64,7 +64,7 @@ class Reader(abc.ABC):
     @abc.abstractmethod
     def runs(self, ids: Sequence[int] | None = None) -> pa.Table:
         """The latest ``runs`` row of each run: run_id, status, pipeline, return_status, attempt,
-        pipeline_json, worker, device, error, seed, sweep_id, time."""
+        pipeline_json, worker, device, error, seed, planned_epochs, sweep_id, time."""
 
     @abc.abstractmethod
     def latest_runs(self, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:

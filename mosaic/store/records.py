@@ -134,6 +134,9 @@ class PlannedRun:
     pipeline: list[dict[str, Any]]
     epochs: int
     resume: bool = False
+    #: the epochs the run's history holds when this attempt ends (its planned total; None
+    #: when unknown, e.g. a rerun of a run with no results); recorded as ``planned_epochs``
+    total: int | None = None
 
 
 class SweepRecords:
@@ -155,6 +158,7 @@ class SweepRecords:
     def run_row(self, planned: PlannedRun, status: RunStatus, stamp: dt.datetime, **extra: Any) -> dict[str, Any]:
         """A runs row for ``planned`` (``extra`` sets worker, device, error, seed...)."""
         seed = extra.pop("seed") if "seed" in extra else self.seed(planned.run_id)
+        extra.setdefault("planned_epochs", planned.total)
         return run_row(planned.run_id, planned.attempt, planned.pipeline, status, seed, stamp, **extra)
 
     def write_sweep_row(self, ended: bool) -> None:
@@ -214,6 +218,7 @@ def write_planned(store: Store, sweep_id: int, runs: Sequence[PlannedRun], seed:
             rows["pipeline"].append(sweeps.format_pipeline(planned.pipeline))
             rows["pipeline_json"].append(json.dumps(planned.pipeline))
             rows["seed"].append(seed(planned.run_id))
+            rows["planned_epochs"].append(planned.total)
         rows["status"] = [RunStatus.PENDING.value] * len(chunk)
         rows["time"] = [stamp] * len(chunk)
         store.append("runs", pa.table(dict(rows)), sweep_id)

@@ -13,7 +13,8 @@ and column names, so a user's old SQL runs unchanged:
 - ``params_text`` the same rows with ``param_value`` as plain text (what the reader uses;
                   text comparisons only, a little faster)
 - ``runs``        run_id, status, pipeline, return_status, then attempt, pipeline_json,
-                  worker, device, error, seed, sweep_id, time (latest row per run)
+                  worker, device, error, seed, planned_epochs (the total the attempt trains
+                  to), sweep_id, time (latest row per run)
 - ``run_results`` the legacy columns (with ``"duration(s)"``), then slope_std_plus,
                   slope_std_minus, attempt (the latest attempt of each run)
 - ``system``      param_name, param_value (``next_run_id``)
@@ -22,6 +23,7 @@ and column names, so a user's old SQL runs unchanged:
 - ``sweeps``      one row per sweep, ``results`` one row per (run_id, attempt)
 
 and the raw append-only tables as ``<table>_all`` (every status change, every rekey).
+Files are read by column name, so files written before a column was added read it as null.
 Rows are only appended to a store; each view picks the latest row per key, so views are
 right while a sweep writes and after ``compact``. Files a compaction merged but has not
 deleted yet are left out (:func:`mosaic.store.layout.visible_files`), and a file that vanishes mid-query is
@@ -94,7 +96,7 @@ def _params_view(value: str, cast: str) -> str:
 _VIEWS = {
     "runs": """
         SELECT run_id, status, pipeline, return_status, attempt, pipeline_json, worker, device,
-               error, seed, sweep_id, time
+               error, seed, planned_epochs, sweep_id, time
         FROM runs_all
         QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC, attempt DESC) = 1""",
     # range values as integers, the rest as text: compares like the original's sqlite column
@@ -181,7 +183,10 @@ class StoreSession:
         Raises StoreError for a statement that is not a single read.
         """
         check_read_only(query)
-        return self.retry(lambda: plain(self.con.sql(query)))
+        # read here, under the files lock and the retry: a relation read later could find a file
+        # that a compaction deleted meanwhile
+        table = self.retry(lambda: plain(self.con.sql(query)).to_arrow_table())
+        return self.con.from_arrow(table)
 
     def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple]:
         """Run a trusted statement of Mosaic's own (with ``?`` parameters) and fetch every row.
@@ -302,12 +307,12 @@ def _raw_select(table: str, source: str | None, untyped: bool = False) -> str:
     if source is None:
         return _empty_select(table)
     if table == "sweeps":  # carries sweep_id itself
-        return f"SELECT {_utc(table)} FROM read_parquet({source}, hive_partitioning = false)"
+        return f"SELECT {_utc(table)} FROM read_parquet({source}, hive_partitioning = false, union_by_name = true)"
     if table == "params" and untyped:  # some files were written before param_int existed: null there
         return (f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM ("
                 f"SELECT * FROM read_parquet({source}, hive_partitioning = true, union_by_name = true) "
                 "UNION ALL BY NAME SELECT CAST(NULL AS BIGINT) AS param_int WHERE false)")
-    return f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM read_parquet({source}, hive_partitioning = true)"
+    return f"SELECT {_utc(table, 'EXCLUDE (sweep)')}, sweep AS sweep_id FROM read_parquet({source}, hive_partitioning = true, union_by_name = true)"
 
 
 def _utc(table: str, extra: str = "") -> str:

@@ -22,14 +22,23 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from mosaic import schemas
 from mosaic.errors import StoreError
 from mosaic.store.files import atomic_write
-from mosaic.store.layout import Layout, compacted_name, is_store, new_file_name
+from mosaic.store.layout import (
+    Layout,
+    compacted_name,
+    is_store,
+    new_file_name,
+    visible_files,
+    write_order,
+)
 
 FORMAT_VERSION = 1
+COMPACT_WAIT_S = 600.0  # how long a compaction waits for another one to end
+_TEST_PAUSE = "MOSAIC_TEST_COMPACT_PAUSE_S"  # see _test_pause: for tests only
 _ARROW_TYPES = {
     "int64": pa.int64(),
     "float64": pa.float64(),
@@ -122,6 +131,10 @@ class Store(Layout):
             if first_free > current:
                 atomic_write(counter, str(first_free))
 
+    def claim_lock(self) -> FileLock:
+        """Held while a driver resuming this store picks and records its runs (a context manager)."""
+        return FileLock(str(self.claim_lock_path), timeout=120)
+
     # -- writing -------------------------------------------------------------------------
     def append(self, table: str, rows: Iterable[Mapping[str, Any]] | pa.Table, sweep_id: int) -> Path | None:
         """Append rows to a table's partition of ``sweep_id`` as one new Parquet file.
@@ -150,19 +163,37 @@ class Store(Layout):
         return _write_table(data, folder / new_file_name())
 
     def compact(self, sweep_id: int | None = None) -> CompactResult:
-        """Merge each partition's files into one (all sweeps, or one); views are unchanged."""
+        """Merge each partition's files into one (all sweeps, or one); views are unchanged.
+
+        Compactions of a store run one at a time (a driver's own and ``mosaic compact``).
+        """
+        try:
+            with FileLock(str(self.compact_lock_path), timeout=COMPACT_WAIT_S):
+                return self._compact(sweep_id)
+        except Timeout:
+            raise StoreError(f"{self.path}: another compaction has held {self.compact_lock_path} for "
+                             f"{COMPACT_WAIT_S:.0f} s; try again later") from None
+
+    def _compact(self, sweep_id: int | None) -> CompactResult:
         partitions = before = after = 0
         for table in schemas.table_names():
             sweeps = [sweep_id] if sweep_id is not None else self.partitions(table)
             for sweep in sweeps:
-                files = self.files(table, sweep)
-                before += len(files)
+                listed = self.files(table, sweep)
+                before += len(listed)
+                files = sorted(visible_files(listed), key=write_order)
+                merged_before = [f for f in listed if f not in files]  # an interrupted compaction's
+                if merged_before:
+                    with self.files_lock(exclusive=True):
+                        for old in merged_before:
+                            old.unlink(missing_ok=True)
                 if len(files) <= 1:
                     after += len(files)
                     continue
                 schema = arrow_schema(table)
                 merged = pa.concat_tables([_conform(pq.read_table(f), schema) for f in files])
                 _write_table(merged, files[0].parent / compacted_name(files[-1]))
+                _test_pause()
                 # readers skip merged files from now on; delete them once no reader is mid-call
                 with self.files_lock(exclusive=True):
                     for old in files:
@@ -170,6 +201,14 @@ class Store(Layout):
                 partitions += 1
                 after += 1
         return CompactResult(self.path, partitions, before, after)
+
+
+def _test_pause() -> None:
+    """TEST-ONLY hook: ``$MOSAIC_TEST_COMPACT_PAUSE_S`` seconds between writing a merged file and
+    deleting the files it merged, so a fault test can kill a process at that moment."""
+    delay = os.environ.get(_TEST_PAUSE)
+    if delay:
+        time.sleep(float(delay))
 
 
 def compact(store: str | os.PathLike[str]) -> CompactResult:
