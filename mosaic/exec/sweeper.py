@@ -70,7 +70,7 @@ class Sweep:
         self.records: SweepRecords
         self.live: LiveHistory
         self.run_files = _run_files(config, store)
-        self.files: transfer.RunFiles
+        self.files = transfer.RunFiles(str(self.run_files))  # marked with a token when the sweep starts
         self.send_checkpoints = False
         self.started = now()
         self.processes: dict[int, Process] = {}  # rerun: each run's own PROCESS
