@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,15 @@ def sweep_dir(tmp_path: Path) -> Path:
     for name in ("dataset.py", "mlp.py"):
         shutil.copy(TUTORIAL / name, target / name)
     return target
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Terminate helper processes (last started first), killing any that do not exit in 20 s."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)

@@ -26,6 +26,7 @@ from mosaic.exec.cluster import (
     start_local_cluster,
 )
 from mosaic.exec.driver import run
+from tests.conftest import stop_processes
 
 DASK = Path(sys.executable).parent / "dask"
 
@@ -124,13 +125,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             client.wait_for_workers(2, timeout=60)
         yield scheduler_file
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
 
 
 def test_sweep_on_a_remote_scheduler(remote: Path, sweep_dir: Path, tmp_path: Path) -> None:

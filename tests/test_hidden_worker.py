@@ -24,7 +24,7 @@ from distributed import Client
 from mosaic.exec.driver import rerun, run
 from mosaic.exec.progress import Event
 from mosaic.store.selection import Selection
-from tests.conftest import CLASSES_DRIVER, TUTORIAL
+from tests.conftest import CLASSES_DRIVER, TUTORIAL, stop_processes
 from tests.test_cluster import latest_runs
 from tests.test_dashboard import fetch
 
@@ -55,17 +55,6 @@ def _unshare_refusal(folder: Path) -> str | None:
     if probe.returncode != 0:
         return f"unshare -m / mount tmpfs not permitted here: {probe.stderr.strip() or probe.returncode}"
     return None
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in reversed(processes):
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +89,7 @@ def hidden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
         assert list(seen.values()) == [False], "the worker should not see the hidden folder"
         yield scheduler_file, folder
     finally:
-        _stop(processes)
+        stop_processes(processes)
 
 
 @pytest.fixture(scope="module")
