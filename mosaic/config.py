@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import configparser
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -434,7 +435,7 @@ def resolve_class_path(config_path: Path, section: str, key: str, raw: str) -> P
 def check_class_defined(config_path: Path, section: str, key: str, file: Path, class_name: str) -> None:
     """Check that ``file`` defines ``class_name`` at top level, without importing it."""
     try:
-        tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+        tree = _parse_python(file.read_text(encoding="utf-8"), str(file))
     except (SyntaxError, UnicodeDecodeError) as exc:
         where = f" line {exc.lineno}" if isinstance(exc, SyntaxError) else ""
         raise config_error(config_path, section, "path_to_class", f"{file}{where} is not valid Python: {exc}; fix the file") from None
@@ -461,3 +462,18 @@ def _suggest(value: str, choices: list[str]) -> str:
     if close:
         return f"did you mean {' or '.join(close)}?"
     return f"e.g. {', '.join(choices[:4])}"
+
+
+def _parse_python(source: str, filename: str, attempts: int = 5) -> ast.Module:
+    """``ast.parse``, again when CPython 3.11 reports a spurious "AST constructor recursion depth
+    mismatch": its ast module keeps one depth counter for every thread (cpython gh-106905), so a
+    parse in a background thread at the same moment (an in-process Dask scheduler, a notebook)
+    can make ours fail although the source is fine."""
+    for attempt in range(attempts):
+        try:
+            return ast.parse(source, filename=filename)
+        except SystemError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -241,7 +241,8 @@ def test_kill_driver_during_compaction_then_resume(sweep_dir: Path, tmp_path: Pa
 
 def test_a_worker_killed_right_after_it_finished_a_run(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
     store = tmp_path / "store"
-    config = write_config(sweep_dir, "c.ini", epochs=2, widths="2, 3")  # two runs on two workers
+    # two runs on two workers; loaded before the killer thread starts polling the scheduler
+    config = mosaic.load_config(write_config(sweep_dir, "c.ini", epochs=2, widths="2, 3"))
     pids = dask_client.run(os.getpid)
     killed: list[int] = []
 
