@@ -162,11 +162,12 @@ def rerun(
     with open_reader(target) as reader:  # the planned total: the epochs a run's results hold, plus more
         trained = {r["run_id"]: r["epochs"] for r in reader.results(ids).to_pylist()}
 
+    more = {i: epochs or processes[i].epochs for i in ids}
+
     def plan() -> list[PlannedRun]:
         return [
-            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]),
-                       epochs or processes[i].epochs, True,
-                       trained[i] + (epochs or processes[i].epochs) if trained.get(i) is not None else None)
+            PlannedRun(i, int(latest[i]["attempt"] or 0) + 1, json.loads(latest[i]["pipeline_json"]), more[i], True,
+                       trained[i] + more[i] if trained.get(i) is not None else None)
             for i in ids
         ]
 
