@@ -110,6 +110,7 @@ class Monitor:
     cache_database_path: str
     cache_size: int
     raw: Mapping[str, str] = field(repr=False)
+    runs_per_task: int | None = None  # None: auto (mosaic.exec.batching)
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,12 @@ def _monitor(path: Path, values: dict[str, str]) -> Monitor:
     if not match:
         raise config_error(path, "MONITOR", "cache_size", f"'{raw_size}' has no unit; write a number with T, G, M or K, e.g. 500M")
     cache_size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    raw_batch = values.get("runs_per_task", "").strip() or rules["runs_per_task"]["default"]
+    runs_per_task = None
+    if raw_batch.lower() != "auto":
+        if not raw_batch.isdigit():
+            raise config_error(path, "MONITOR", "runs_per_task", f"'{raw_batch}' is neither auto nor a whole number; write 'runs_per_task = auto' or e.g. 1")
+        runs_per_task = int(_number(path, "MONITOR", "runs_per_task", raw_batch, int, rules["runs_per_task"]))
     return Monitor(
         need_gpu=need_gpu,
         gpu_available=devices,
@@ -329,6 +336,7 @@ def _monitor(path: Path, values: dict[str, str]) -> Monitor:
         cache_database_path=values.get("cache_database_path", "").strip() or rules["cache_database_path"]["default"],
         cache_size=cache_size,
         raw=MappingProxyType(dict(values)),
+        runs_per_task=runs_per_task,
     )
 
 

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mosaic.exec.dashboard import MosaicPage, epoch_topic, run_key
+from mosaic.exec.dashboard import MosaicPage, run_key, sweep_topic
 from mosaic.exec.driver import run
 from mosaic.exec.progress import Event
 
@@ -63,14 +63,21 @@ def test_page_keeps_the_latest_epoch_and_state_of_each_run() -> None:
     assert key == "run-4-17-ab12cd34" and run_key(4, 17, "ab12cd34", 2) == "run-4-17-ab12cd34-2"
     page.transition(key, "released", "waiting")
     page.transition(key, "waiting", "processing")
-    topic = epoch_topic(4, "ab12cd34")
-    for epoch in (1, 2):
-        page.log_event(topic, {"run_id": 17, "attempt": 0, "epoch": epoch, "epochs": 5, "train_loss": 1.0 / epoch})
-    page.log_event("mosaic-4-ab12cd34", {"run_id": 17})  # another topic: ignored
+    topic = sweep_topic(4, "ab12cd34")
+    page.log_event(topic, [{"event": "epoch", "run_id": 17, "attempt": 0, "epoch": e, "epochs": 5, "train_loss": 1.0 / e} for e in (1, 2)])
+    page.log_event(topic + "-other", [{"event": "epoch", "run_id": 17, "epoch": 4}])  # another topic: ignored
     page.transition("run-4-18-ab12cd34-1", "processing", "erred")
     page.transition("other-task", "processing", "memory")
+    # runs in a batch: their start and end come on the sweep's topic
+    batch = {"key": "runs-4-19x2-ab12cd34-1", "worker": "h:1", "device": "cpu"}
+    page.transition(batch["key"], "waiting", "processing")  # a batch's key names no single run
+    page.log_event(topic, [{"event": "start", "run_id": 19, **batch}])
+    page.log_event(topic, [{"event": "end", "run_id": 19, "status": "error", **batch}, {"event": "start", "run_id": 20, **batch}])
     rows = {r["run"]: r for r in page.rows()}
-    assert set(rows) == {17, 18}
+    assert set(rows) == {17, 18, 19, 20}
+    assert (rows[19]["state"], rows[20]["state"]) == ("failed", "running")
+    page.log_event(topic, [{"event": "end", "run_id": 20, "status": "done", **batch}])
+    assert {r["run"]: r for r in page.rows()}[20]["state"] == "finished"
     assert (rows[17]["state"], rows[17]["epoch"], rows[17]["epochs"], rows[17]["train_loss"]) == ("training", 2, 5, 0.5)
     assert rows[18]["state"] == "failed"
     page.transition(key, "processing", "memory")

@@ -187,6 +187,20 @@ def test_six_runs_two_raising_two_exiting_record_2_2_2(sweep_dir: Path, tmp_path
         dask_client.wait_for_workers(2, timeout=60)
 
 
+def test_in_a_batch_only_the_run_that_kills_its_worker_is_blamed(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
+    # runs 1-2 train, 3-4 raise, 5-6 exit their worker; batches [1 2 3] and [4 5 6]: when run 5
+    # kills the worker, run 4 had ended (run again: error again); 5 and 6 run again alone, each
+    # kills a worker in turn and is blamed; no other run is
+    config = write_config(sweep_dir, "faults.ini", epochs=1, faults=True,
+                          extra="").read_text().replace("cache_size = 10M", "cache_size = 10M\nruns_per_task = 3")
+    (sweep_dir / "batched.ini").write_text(config)
+    summary = run(sweep_dir / "batched.ini", tmp_path / "store", dask_client)
+    assert summary.counts == {"done": 2, "error": 2, "system failure": 2}
+    latest = check_store(tmp_path / "store", {"done": 2, "error": 2, "system failure": 2}, epochs=1)
+    assert latest == {1: "done", 2: "done", 3: "error", 4: "error", 5: "system failure", 6: "system failure"}
+    dask_client.wait_for_workers(2, timeout=60)
+
+
 def test_kill_driver_before_the_first_task_then_resume(sweep_dir: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     config = write_config(sweep_dir, "c.ini", epochs=3, widths="{2-5}")
@@ -290,7 +304,7 @@ def test_a_result_lost_with_its_worker_is_collected_again(sweep_dir: Path, tmp_p
     sweep.records = SweepRecords(store, sweep.sweep_id, "run", sweep.config, sweep.started, seed=lambda run_id: 1)
     sweep.seen[1] = {"worker": "somehost:4242", "device": "cpu"}
     planned = PlannedRun(1, 0, [], 2, total=2)
-    assert sweep._collect(future, planned, collections.Counter()) is True
+    assert sweep._collect(future, [planned], collections.Counter()) == [planned]
     future.release()
     assert not sweep.records.buffer.get("runs") and sweep.lost == {1}
     assert "lost with worker somehost:4242" in events[-1].text

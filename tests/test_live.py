@@ -19,17 +19,16 @@ from mosaic.store.session import open_store
 from mosaic.store.writer import Store, now
 
 
-def _epoch(run_id: int, attempt: int, epoch: int, epochs: int = 5) -> tuple[float, dict[str, Any]]:
-    msg = {"run_id": run_id, "attempt": attempt, "epoch": epoch, "epochs": epochs, "train_loss": 1.0 / epoch,
+def _epoch(run_id: int, attempt: int, epoch: int, epochs: int = 5) -> dict[str, Any]:
+    return {"event": "epoch", "run_id": run_id, "attempt": attempt, "epoch": epoch, "epochs": epochs, "train_loss": 1.0 / epoch,
            "test_loss": 2.0 / epoch, "train_acc": None, "test_acc": None, "seconds": 0.1}
-    return (time.time(), msg)
 
 
 def test_no_epoch_is_written_twice_by_one_attempt() -> None:
     rows: list[dict[str, Any]] = []
     live = LiveHistory(rows.append, {1: 0, 2: 1})
     for event in (_epoch(1, 0, 1), _epoch(1, 0, 2), _epoch(1, 0, 2), _epoch(2, 0, 4), _epoch(3, 0, 1), _epoch(2, 1, 4)):
-        live.receive(event)
+        live.events.append(event)
     assert live.drain() == 3  # a repeat, another attempt of run 2, a run not of this sweep: dropped
     assert [(r["run_id"], r["attempt"], r["epoch"]) for r in rows] == [(1, 0, 1), (1, 0, 2), (2, 1, 4)]
     assert live.progress == {1: (2, 5), 2: (4, 5)}
@@ -37,7 +36,7 @@ def test_no_epoch_is_written_twice_by_one_attempt() -> None:
     history = [{"epoch": e, "train_loss": 1.0, "test_loss": 1.0} for e in (1, 2, 3)]
     assert [r["epoch"] for r in live.unwritten(1, 0, history)] == [3]
     assert [r["epoch"] for r in live.unwritten(2, 1, [*history, {"epoch": 4}])] == [1, 2, 3]
-    live.receive(_epoch(1, 0, 3))  # a late event of an epoch the end already wrote
+    live.events.append(_epoch(1, 0, 3))  # a late event of an epoch the end already wrote
     assert live.drain() == 0 and live.progress == {}
 
 

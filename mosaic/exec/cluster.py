@@ -32,7 +32,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from mosaic.config import Monitor
 from mosaic.errors import RunError, UsageError
-from mosaic.exec.dashboard import PAGE, EpochReporter, MosaicPage, epoch_topic, run_key
+from mosaic.exec.dashboard import PAGE, Announcer, EpochReporter, MosaicPage, run_key, sweep_topic
 from mosaic.exec.progress import Event
 from mosaic.exec.task import RunOutcome, RunTask
 
@@ -194,50 +194,41 @@ class WorkerSetup(WorkerPlugin):
 
 
 class MosaicPlugin(WorkerPlugin):
-    """One sweep's worker plugin: its ``sys.path`` entries and the 'run started' signal.
+    """One sweep's worker plugin: its ``sys.path`` entries, task keys and topics.
 
-    ``transition`` logs an event on ``topic`` when one of this sweep's tasks starts
-    executing; the driver turns it into a ``running`` row. On a cluster Mosaic did not
-    start, it also runs ``prepare`` (a :class:`WorkerSetup`). A random ``token`` in its name,
-    topics and task keys keeps apart two sweeps with one id (two stores) on a shared scheduler.
+    The runs of a task announce themselves on ``topic`` (see :func:`execute_batch`); the
+    driver turns a start into a ``running`` row. On a cluster Mosaic did not start, it also
+    runs ``prepare`` (a :class:`WorkerSetup`). A random ``token`` in its name, topics and task
+    keys keeps apart two sweeps with one id (two stores) on a shared scheduler.
     """
 
     def __init__(self, sweep_id: int, paths: tuple[str, ...] = (), prepare: WorkerSetup | None = None) -> None:
         self.sweep_id = sweep_id
         self.token = secrets.token_hex(4)
         self.name = f"mosaic-sweep-{sweep_id}-{self.token}"
-        self.topic = f"mosaic-{sweep_id}-{self.token}"
+        self.topic = sweep_topic(sweep_id, self.token)
         self.paths = paths
         self.prepare = prepare
-        self.worker: Any = None
-        self.label = ""
 
     def key(self, run_id: int, resubmit: int = 0) -> str:
-        """The task key of a run: ``run-<sweep>-<run>-<token>[-<resubmit>]``."""
+        """The task key of a run alone: ``run-<sweep>-<run>-<token>[-<resubmit>]``."""
         return run_key(self.sweep_id, run_id, self.token, resubmit)
+
+    def batch_key(self, first_run: int, count: int, serial: int) -> str:
+        """The task key of a batch: ``runs-<sweep>-<first run>x<count>-<token>-<serial>``."""
+        return f"runs-{self.sweep_id}-{first_run}x{count}-{self.token}-{serial}"
 
     def reporter(self, run_id: int, attempt: int, epochs: int) -> EpochReporter:
         """The training callback that reports each epoch of a run (for the Mosaic page)."""
-        return EpochReporter(epoch_topic(self.sweep_id, self.token), run_id, attempt, epochs)
+        return EpochReporter(self.topic, run_id, attempt, epochs)
 
     def setup(self, worker: Any) -> None:
         """Prepare one worker process for this sweep's runs."""
-        self.worker = worker
-        # the same label the runner puts in RunOutcome.worker
-        self.label = f"{socket.gethostname()}:{os.getpid()}"
         for path in self.paths:
             if path not in sys.path:
                 sys.path.append(path)
         if self.prepare is not None:
             self.prepare.setup(worker)
-
-    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
-        """Report the start of one of this sweep's runs."""
-        parts = key.split("-") if finish == "executing" and isinstance(key, str) else []
-        if len(parts) < 4 or parts[0] != "run" or parts[1] != str(self.sweep_id) or parts[3] != self.token:
-            return
-        device = os.environ.get("MOSAIC_DEVICE", "cpu")
-        self.worker.log_event(self.topic, {"run_id": int(parts[2]), "key": key, "worker": self.label, "device": device})
 
 
 def _warm_up(torch: Any) -> None:
@@ -447,3 +438,33 @@ def execute(task: RunTask) -> RunOutcome:
     from mosaic.exec.runner import execute_run
 
     return execute_run(task)
+
+
+def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome]:
+    """Train ``tasks`` one after the other on this worker; their outcomes in the same order.
+
+    Each run is announced on ``topic`` as it starts (``{"event": "start", "run_id", "key",
+    "worker", "device"}``, sent at once with whatever was kept before it) and as it ends
+    (``"end"``, with its ``status``), its epochs in between (see
+    :class:`~mosaic.exec.dashboard.Announcer`): the records arrive in order, so when the
+    worker dies the driver knows which run was training (started and not ended), which ones
+    finished (their results were lost with the task) and which never started.
+    """
+    from mosaic.exec.runner import execute_run
+
+    channel = Announcer.here(topic)
+    label = f"{socket.gethostname()}:{os.getpid()}"
+    outcomes = []
+    try:
+        for task in tasks:
+            about = {"run_id": task.run_id, "key": key, "worker": label, "device": task.device or os.environ.get("MOSAIC_DEVICE", "cpu")}
+            for callback in task.callbacks:
+                if isinstance(callback, EpochReporter):
+                    callback.channel = channel
+            channel.send({"event": "start", **about}, now=True)
+            outcome = execute_run(task)
+            outcomes.append(outcome)
+            channel.send({"event": "end", "status": outcome.status, **about})
+    finally:
+        channel.flush()
+    return outcomes

@@ -1,9 +1,12 @@
 """Mosaic's page beside Dask's dashboard: every run's epoch k of N and its latest losses.
 
 Why a page of our own: Dask's pages show tasks (their keys carry the run id:
-``run-<sweep>-<run>-<token>``) but know nothing of epochs. Each run reports its epochs
-through :class:`EpochReporter` (a training callback logging a small event per epoch on
-:func:`epoch_topic`; the same channel a driver can subscribe to), and :class:`MosaicPage`, a
+``run-<sweep>-<run>-<token>``, or ``runs-...`` for a batch of short runs) but know nothing
+of epochs. A worker tells what its runs do on the sweep's topic (:func:`sweep_topic`) through
+an :class:`Announcer`: each run's start and end, and each epoch (:class:`EpochReporter`, a
+training callback). Records go out together, in order, in one Dask event (a list): at each
+run's start, and otherwise at most every :data:`SEND_EVERY_S` seconds, so short runs cost
+one event each, not three. The driver subscribes to the topic; :class:`MosaicPage`, a
 scheduler plugin, keeps the latest row per run and serves it on the scheduler's own HTTP
 server, next to ``/status``:
 
@@ -31,7 +34,10 @@ from tornado import web
 PAGE = "/mosaic"
 MAX_RUNS = 5000
 _KEY = re.compile(r"^run-(\d+)-(\d+)-([0-9a-f]+)(?:-\d+)?$")
-_TOPIC = re.compile(r"^mosaic-(\d+)-([0-9a-f]+)-epochs$")
+_TOPIC = re.compile(r"^mosaic-(\d+)-([0-9a-f]+)$")
+#: Longest a worker keeps records (epochs, run ends) before sending them, in seconds.
+SEND_EVERY_S = 0.5
+_ENDED = ("finished", "failed")
 _STATES = {"queued": "queued", "processing": "running", "memory": "finished", "erred": "failed", "released": "pending"}
 
 
@@ -40,17 +46,56 @@ def run_key(sweep_id: int, run_id: int, token: str, resubmit: int = 0) -> str:
     return f"run-{sweep_id}-{run_id}-{token}" + (f"-{resubmit}" if resubmit else "")
 
 
-def epoch_topic(sweep_id: int, token: str) -> str:
-    """The event topic on which a sweep's runs report each epoch."""
-    return f"mosaic-{sweep_id}-{token}-epochs"
+def sweep_topic(sweep_id: int, token: str) -> str:
+    """The event topic on which a sweep's runs report their start, epochs and end."""
+    return f"mosaic-{sweep_id}-{token}"
+
+
+class Announcer:
+    """A worker's buffered channel to a sweep's topic (one per task: no thread shares it).
+
+    ``send`` keeps a record (a dict with ``event``: ``start``, ``epoch`` or ``end``) and sends
+    everything kept, in order, as one event when asked to (``now``) or when the last send is
+    :data:`SEND_EVERY_S` old. Outside a Dask worker nothing is sent.
+    """
+
+    def __init__(self, topic: str, worker: Any = None) -> None:
+        self.topic = topic
+        self.worker = worker
+        self.records: list[dict[str, Any]] = []
+        self.sent = time.monotonic()
+
+    @classmethod
+    def here(cls, topic: str) -> Announcer:
+        """An announcer for this process's Dask worker (a silent one outside a worker)."""
+        try:
+            from distributed import get_worker
+
+            return cls(topic, get_worker())
+        except ValueError:  # not in a worker
+            return cls(topic)
+
+    def send(self, record: dict[str, Any], now: bool = False) -> None:
+        """Keep ``record``; send all kept records if ``now`` or if it is time."""
+        self.records.append(record)
+        if now or time.monotonic() - self.sent >= SEND_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the kept records, if any."""
+        if self.records and self.worker is not None:
+            self.worker.log_event(self.topic, self.records)
+        self.records = []
+        self.sent = time.monotonic()
 
 
 class EpochReporter:
-    """Log ``{run_id, attempt, epoch, epochs, losses, accuracies, seconds}`` after every epoch.
+    """Report ``{event: epoch, run_id, attempt, epoch, epochs, losses, accuracies, seconds}``
+    after every epoch through :attr:`channel` (set by the task that runs it).
 
     A training callback (the two methods of :class:`mosaic.exec.train.Callback`, not a subclass,
-    so that this module, which the scheduler imports for the page, needs no torch). Does
-    nothing outside a Dask worker (a run called directly, in a test).
+    so that this module, which the scheduler imports for the page, needs no torch). Reports
+    nothing without a channel (a run called directly, in a test).
     """
 
     def __init__(self, topic: str, run_id: int, attempt: int, epochs: int) -> None:
@@ -59,24 +104,18 @@ class EpochReporter:
         self.attempt = attempt
         self.epochs = epochs
         self.total = epochs
-        self.worker: Any = None
+        self.channel: Announcer | None = None
 
     def on_train_begin(self, history: Sequence[dict[str, Any]]) -> None:
-        """The target epoch count (the epochs already trained plus this attempt's) and the worker."""
+        """The target epoch count: the epochs already trained plus this attempt's."""
         self.total = len(history) + self.epochs
-        try:
-            from distributed import get_worker
-
-            self.worker = get_worker()
-        except ValueError:  # not in a worker
-            self.worker = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Send this epoch's row to the scheduler (never fails the run)."""
-        if self.worker is None:
+        """Hand this epoch's row to the channel (never fails the run)."""
+        if self.channel is None:
             return
         row = {k: _number(v) for k, v in logs.items() if k in ("train_loss", "test_loss", "train_acc", "test_acc", "seconds")}
-        self.worker.log_event(self.topic, {"run_id": self.run_id, "attempt": self.attempt, "epoch": epoch, "epochs": self.total, **row})
+        self.channel.send({"event": "epoch", "run_id": self.run_id, "attempt": self.attempt, "epoch": epoch, "epochs": self.total, **row})
 
 
 def _number(value: Any) -> float | None:
@@ -116,16 +155,30 @@ class MosaicPage(SchedulerPlugin):
         match = _KEY.match(key) if isinstance(key, str) else None
         if match and finish in _STATES:
             sweep_id, run_id, token = int(match[1]), int(match[2]), match[3]
-            if finish == "released" and (sweep_id, token, run_id) in self.runs:
-                return  # a finished run's result released by the driver: keep its state
+            known = self.runs.get((sweep_id, token, run_id))
+            if known is not None and (finish == "released" or (finish == "memory" and known["state"] in _ENDED)):
+                return  # a finished run's result released by the driver, or its end already told: keep its state
             self._row(sweep_id, token, run_id)["state"] = _STATES[finish]
 
     def log_event(self, topic: str, msg: Any) -> None:
-        """Take an epoch report of a Mosaic run."""
+        """Take the records of a sweep's topic: runs' starts, epochs and ends (runs in a batch
+        have no task of their own to follow)."""
         match = _TOPIC.match(topic) if isinstance(topic, str) else None
-        if match and isinstance(msg, dict) and "run_id" in msg:
-            row = self._row(int(match[1]), match[2], int(msg["run_id"]))
-            row.update({k: v for k, v in msg.items() if k != "run_id"})
+        if not match:
+            return
+        for record in msg if isinstance(msg, list | tuple) else [msg]:  # a list arrives as a tuple
+            if isinstance(record, dict) and "run_id" in record:
+                self._take(int(match[1]), match[2], record)
+
+    def _take(self, sweep_id: int, token: str, record: dict[str, Any]) -> None:
+        row = self._row(sweep_id, token, int(record["run_id"]))
+        event = record.get("event")
+        if event == "start":
+            row["state"] = "running"
+        elif event == "end":
+            row["state"] = "finished" if record.get("status") == "done" else "failed"
+        elif event == "epoch":
+            row.update({k: v for k, v in record.items() if k not in ("run_id", "event")})
             row["state"] = "training" if row["epoch"] != row.get("epochs") else "last epoch done"
 
     def rows(self) -> list[dict[str, Any]]:

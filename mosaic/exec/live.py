@@ -1,9 +1,10 @@
 """Live history: the epochs workers publish as they end, turned into the store's history rows.
 
-Channel: each run's :class:`mosaic.exec.dashboard.EpochReporter` (a training callback) logs one
-small event per epoch on the sweep's epoch topic (:func:`mosaic.exec.dashboard.epoch_topic`)
-with Dask's ``Worker.log_event``; the scheduler hands it to the Mosaic page and to every client
-subscribed to the topic. The driver subscribes with :meth:`LiveHistory.receive` and calls
+Channel: each run's :class:`mosaic.exec.dashboard.EpochReporter` (a training callback) hands a
+small record per epoch to its worker's :class:`mosaic.exec.dashboard.Announcer`, which sends
+them on the sweep's topic with Dask's ``Worker.log_event`` (at most every half second, and at
+each run's start); the scheduler hands them to the Mosaic page and to every client subscribed
+to the topic. The driver puts the epoch records in :attr:`LiveHistory.events` and calls
 :meth:`LiveHistory.drain` in its loop, which buffers one history row per new epoch; the driver's
 buffer is flushed about once a second, so a killed driver loses at most the last second.
 
@@ -41,10 +42,6 @@ class LiveHistory:
         self.written: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
         #: run id -> (last epoch, planned last epoch) of the runs training now
         self.progress: dict[int, tuple[int, int]] = {}
-
-    def receive(self, event: tuple[float, Any]) -> None:
-        """The topic handler (called on the client's event loop: only appends)."""
-        self.events.append(event[1])
 
     def drain(self) -> int:
         """Buffer a history row for every new epoch received; returns how many."""

@@ -343,10 +343,12 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
     ones and those of the task. stdout/stderr go to ``<run_files>/output_<run_id>.log``
     (where that is, and whether the files come back in the outcome: :mod:`mosaic.exec.transfer`).
     """
+    started = time.perf_counter()
     returned: dict[str, bytes] = {}
     with transfer.workspace(task.files, task.run_files, task.run_id, task.resume, returned) as folder:
         outcome = _execute(dataclasses.replace(task, run_files=str(folder)), callbacks)
     outcome.files = returned
+    outcome.seconds = time.perf_counter() - started
     return outcome
 
 

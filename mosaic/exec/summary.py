@@ -55,6 +55,7 @@ class SweepSummary:
     seconds: float
     run_files: Path | str  # a folder, or the URL workers write to
     paused_file: Path | None = None
+    tasks: int = 0  # Dask tasks submitted (short runs share one: mosaic.exec.batching)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -85,7 +86,8 @@ class SweepSummary:
         """The final summary: counts, best run per model, where the results are, a query."""
         counts = self.counts
         parts = [f"{counts[s]} {s}" for s in _ORDER if counts.get(s)]
-        lines = [f"sweep {self.sweep_id} ({self.kind}): {len(self.statuses)} runs in {self.seconds:.1f} s: {', '.join(parts) or 'nothing to do'}"]
+        batched = f" ({self.tasks} Dask tasks)" if 0 < self.tasks < len(self.statuses) else ""
+        lines = [f"sweep {self.sweep_id} ({self.kind}): {len(self.statuses)} runs in {self.seconds:.1f} s{batched}: {', '.join(parts) or 'nothing to do'}"]
         best = self.best()
         if best:
             width = max(len(k) for k in best)

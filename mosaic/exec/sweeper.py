@@ -13,7 +13,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,15 @@ from distributed import as_completed
 
 from mosaic.config import Config, Process
 from mosaic.exec import control, transfer
+from mosaic.exec.batching import BatchSizer
 from mosaic.exec.cluster import (
     Cluster,
     MosaicPlugin,
-    execute,
+    check_gpu,
+    execute_batch,
     open_cluster,
+    plan_workers,
 )
-from mosaic.exec.dashboard import epoch_topic
 from mosaic.exec.live import LiveHistory
 from mosaic.exec.progress import Event
 from mosaic.exec.sources import SourceBundle, bundle_sources
@@ -59,12 +61,16 @@ class Sweep:
         self.sweep_id = 0
         self.started_events: collections.deque[dict[str, Any]] = collections.deque()
         self.final: dict[int, str] = {}
-        self.seen: dict[int, dict[str, Any]] = {}
+        self.seen: dict[int, dict[str, Any]] = {}  # run -> its latest start (key, worker, device)
+        self.ended: dict[int, str] = {}  # run -> the task key it last ended in
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
         self.by_id: dict[int, PlannedRun] = {}
-        self.fetched: dict[str, RunOutcome] = {}  # key -> outcome, filled by _fetch
+        self.fetched: dict[str, list[RunOutcome]] = {}  # key -> outcomes, filled by _fetch
         self.fetcher = ThreadPoolExecutor(4, thread_name_prefix="mosaic-fetch")
         self.lost: set[int] = set()  # runs whose result was lost with their worker
+        self.alone: set[int] = set()  # runs in a batch whose worker died: from now on one per task
+        self.tasks = 0  # Dask tasks submitted
+        self.sizer = BatchSizer(1, config.monitor.runs_per_task)  # runs per task (mosaic.exec.batching)
         self.compacted: CompactResult | None = None
         self.sources: SourceBundle | None = None
         self.records: SweepRecords
@@ -80,8 +86,14 @@ class Sweep:
     def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any,
                 claim: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
                 **where: Any) -> SweepSummary:
-        """``claim``: held while the runs are planned and recorded (resume: one owner per run)."""
-        cluster = open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
+        """``claim``: held while the runs are planned and recorded (resume: one owner per run).
+
+        An embedded cluster starts (workers spawn, import torch, warm up: seconds) while the
+        runs are planned and recorded; an existing one is reached first, so that an
+        unreachable scheduler leaves nothing written.
+        """
+        starting = self._start_local(where) if client is None and not where.get("scheduler") and not where.get("scheduler_file") else None
+        cluster = None if starting else open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
         try:
             self.sweep_id = self.store.new_sweep_id()
             remember_store(self.store.path)
@@ -99,6 +111,8 @@ class Sweep:
                     self.records.write_planned(runs, new_params)
                     for run_id, key, value in self.overrides:  # a rerun's [RERUN] values become the runs' own
                         self.records.add("params", {"run_id": run_id, "param_name": key, "param_value": value})
+                if starting is not None:
+                    cluster = self._started(starting)
                 self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
                 clock = time.monotonic()
                 paused_file = self._drive(cluster, runs)
@@ -107,7 +121,11 @@ class Sweep:
             finally:
                 control.remove_heartbeat(self.store, self.sweep_id)
         finally:
-            cluster.close()
+            if cluster is None and starting is not None:  # planning failed: the cluster still comes up
+                with contextlib.suppress(Exception):
+                    cluster = self._started(starting)
+            if cluster is not None:
+                cluster.close()
         summary = SweepSummary(
             store=self.store.path,
             sweep_id=self.sweep_id,
@@ -117,11 +135,31 @@ class Sweep:
             seconds=seconds,
             run_files=self.run_files,
             paused_file=paused_file,
+            tasks=self.tasks,
         )
         done = self.compacted
         text = f"sweep {self.sweep_id}: {done.files_before} files compacted into {done.files_after}" if done else ""
         self.emit(Event("end", sweep_id=self.sweep_id, total=len(runs), text=text))
         return summary
+
+    def _start_local(self, where: dict[str, Any]) -> tuple[Future[Cluster], list[Event]]:
+        """Start the embedded cluster in a thread (its checks first, here: a config that
+        cannot run fails before anything is written); its events wait for :meth:`_started`."""
+        check_gpu(self.config.monitor)
+        plan_workers(self.config.monitor, where.get("workers"))
+        events: list[Event] = []
+        pool = ThreadPoolExecutor(1, thread_name_prefix="mosaic-cluster")
+        future = pool.submit(open_cluster, self.config.monitor, on_event=events.append, **where)
+        pool.shutdown(wait=False)  # the thread ends with the start
+        return future, events
+
+    def _started(self, starting: tuple[Future[Cluster], list[Event]]) -> Cluster:
+        """The embedded cluster, once up (its events told now, on this thread)."""
+        future, events = starting
+        cluster = future.result()
+        for event in events:
+            self.emit(event)
+        return cluster
 
     def _drive(self, cluster: Cluster, runs: list[PlannedRun]) -> Path | None:
         client = cluster.client
@@ -130,28 +168,40 @@ class Sweep:
         paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
         cluster.install(plugin)
-        client.subscribe_topic(plugin.topic, lambda event: self.started_events.append(event[1]))
-        epochs_topic = epoch_topic(self.sweep_id, plugin.token)
-        client.subscribe_topic(epochs_topic, self.live.receive)
+        client.subscribe_topic(plugin.topic, self._receive)
         queue = collections.deque(runs)
-        inflight: dict[str, tuple[Any, PlannedRun]] = {}
+        inflight: dict[str, tuple[Any, list[PlannedRun]]] = {}
         resubmits: collections.Counter[int] = collections.Counter()
         futures = as_completed(loop=client.loop)
         paused_file = None
-        window = 2 * cluster.slots + 2
+        slots = cluster.slots
+        window = 2 * slots + 2
         tick = 0.0
         idle_since: float | None = None
+        serial = 0
 
         def submit_more() -> None:
+            nonlocal serial
             while queue and len(inflight) < window:
-                planned = queue.popleft()
-                key = plugin.key(planned.run_id, resubmits[planned.run_id])
-                task = self._task(planned)
-                task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
-                future = client.submit(execute, task, pure=False, key=key, resources=cluster.task_resources)
+                size = self.sizer.size(len(queue), slots)
+                batch = [queue.popleft()]
+                while len(batch) < size and queue and not self.alone & {batch[0].run_id, queue[0].run_id}:
+                    batch.append(queue.popleft())
+                if len(batch) == 1:
+                    key = plugin.key(batch[0].run_id, resubmits[batch[0].run_id])
+                else:
+                    serial += 1
+                    key = plugin.batch_key(batch[0].run_id, len(batch), serial)
+                tasks = []
+                for planned in batch:
+                    task = self._task(planned)
+                    task.callbacks.append(plugin.reporter(planned.run_id, planned.attempt, planned.epochs))
+                    tasks.append(task)
+                future = client.submit(execute_batch, tasks, plugin.topic, key, pure=False, key=key, resources=cluster.task_resources)
                 future.add_done_callback(self._fetch)
-                inflight[key] = (future, planned)
+                inflight[key] = (future, batch)
                 futures.add(future)
+                self.tasks += 1
 
         try:
             submit_more()
@@ -161,13 +211,14 @@ class Sweep:
                 batch = futures.next_batch(block=False) if futures.has_ready() else []
                 for future in batch:
                     entry = inflight.pop(future.key, None)
-                    if entry is not None and self._collect(future, entry[1], resubmits):
-                        queue.appendleft(entry[1])
+                    if entry is not None:
+                        queue.extendleft(reversed(self._collect(future, entry[1], resubmits)))
                     future.release()
                 submit_more()  # after a pause the queue holds only runs to resubmit
                 if time.monotonic() - tick > 0.5:
                     tick = time.monotonic()
-                    window = 2 * cluster.slots + 2
+                    slots = cluster.slots
+                    window = 2 * slots + 2
                     idle_since = cluster.check_workers(idle_since, NO_WORKER_TIMEOUT_S)
                     control.write_heartbeat(self.store, self.sweep_id, pid=os.getpid(), progress=self.live.progress)
                     if paused_file is None and (request := control.claim_pause(self.store, self.sweep_id)):
@@ -189,7 +240,6 @@ class Sweep:
             futures.clear()
             with contextlib.suppress(Exception):  # the cluster may already be gone
                 client.unsubscribe_topic(plugin.topic)
-                client.unsubscribe_topic(epochs_topic)
         return paused_file
 
     def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
@@ -232,40 +282,66 @@ class Sweep:
         with contextlib.suppress(Exception):  # _collect finds out what happened
             self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
 
-    def _collect(self, future: Any, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
-        """Record a task that left the scheduler; True when the run must be submitted again.
+    def _collect(self, future: Any, batch: list[PlannedRun], resubmits: collections.Counter[int]) -> list[PlannedRun]:
+        """Record a task (a batch of runs) that left the scheduler; the runs to submit again.
 
-        finished: its outcome (fetched at once by :meth:`_fetch`). error: a worker death is
-        resubmitted when the run had not started, else ``system failure`` naming the worker;
+        finished: its outcomes (fetched at once by :meth:`_fetch`). error: when the worker
+        died, each run is judged by what its worker announced (:meth:`_after_worker_death`);
         anything else is Mosaic's own error with its traceback. cancelled: ``system failure``.
-        pending/lost: it finished on a worker that died before its result was fetched: resubmitted.
+        pending/lost: it finished on a worker that died before its result was fetched: run again.
         """
-        outcome, status = self.fetched.pop(future.key, None), future.status
-        if outcome is None and status == "finished":
+        outcomes, status = self.fetched.pop(future.key, None), future.status
+        if outcomes is None and status == "finished":
             try:
-                outcome = future.result(timeout=FETCH_TIMEOUT_S)
+                outcomes = future.result(timeout=FETCH_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - the worker holding it died: the result is lost
                 status = "lost"
-        if outcome is not None:
-            self._record(planned, outcome)
-            return False
-        where = f"worker {self.seen.get(planned.run_id, {}).get('worker') or '(unknown)'}"
+        if outcomes is not None:
+            self.sizer.record([outcome.seconds for outcome in outcomes])
+            for planned, outcome in zip(batch, outcomes, strict=True):
+                self._record(planned, outcome)
+            return []
         if status == "cancelled":
-            self._fail(planned, RunStatus.SYSTEM_FAILURE, f"the scheduler cancelled the run on {where} (cluster lost or restarted)")
-            return False
+            for planned in batch:
+                self._fail(planned, RunStatus.SYSTEM_FAILURE, f"the scheduler cancelled the run on {self._where(planned)} (cluster lost or restarted)")
+            return []
         if status == "error":
             exc = future.exception(timeout=FETCH_TIMEOUT_S)
             if _is_worker_death(exc):
-                if planned.run_id not in self.seen and resubmits[planned.run_id] < MAX_RESUBMITS:
-                    resubmits[planned.run_id] += 1  # its worker died running another run
-                    return True
-                self._fail(planned, RunStatus.SYSTEM_FAILURE,
-                           f"worker process died while running it ({where}; {type(exc).__name__}: {exc})")
-                return False
+                return [p for p in batch if self._after_worker_death(p, future.key, exc, resubmits, len(batch) > 1)]
             text = "".join(traceback.format_exception(type(exc), exc, future.traceback(timeout=FETCH_TIMEOUT_S)))
-            self._fail(planned, RunStatus.ERROR, text)
-            return False
+            for planned in batch:
+                self._fail(planned, RunStatus.ERROR, text)
+            return []
         # pending or lost: it finished on a worker that died before its result was fetched
+        return [p for p in batch if self._lost(p, resubmits)]
+
+    def _after_worker_death(self, planned: PlannedRun, key: str, exc: BaseException, resubmits: collections.Counter[int],
+                            in_batch: bool) -> bool:
+        """A run of a task whose worker died: True when it must be submitted again.
+
+        Ended in that task: it finished and its result was lost (run again from its
+        checkpoint). Any other run of a batch is submitted again alone: the records of a
+        worker's last milliseconds may die with it, so a run is blamed only when it ran alone.
+        Alone and started: it was training, ``system failure``. Never started: submitted again.
+        """
+        if self.ended.get(planned.run_id) == key:
+            return self._lost(planned, resubmits)
+        if in_batch and resubmits[planned.run_id] < MAX_RESUBMITS:
+            resubmits[planned.run_id] += 1
+            self.alone.add(planned.run_id)
+            return True
+        if self.seen.get(planned.run_id, {}).get("key") != key and resubmits[planned.run_id] < MAX_RESUBMITS:
+            resubmits[planned.run_id] += 1
+            return True
+        self._fail(planned, RunStatus.SYSTEM_FAILURE,
+                   f"worker process died while running it ({self._where(planned)}; {type(exc).__name__}: {exc})")
+        return False
+
+    def _lost(self, planned: PlannedRun, resubmits: collections.Counter[int]) -> bool:
+        """A run that finished on a worker that died before its result came back: True to run
+        it again (from its checkpoint, to its planned total)."""
+        where = self._where(planned)
         if resubmits[planned.run_id] < MAX_RESUBMITS:
             resubmits[planned.run_id] += 1
             self.lost.add(planned.run_id)
@@ -276,6 +352,9 @@ class Sweep:
         self._fail(planned, RunStatus.SYSTEM_FAILURE,
                    f"its result was lost {MAX_RESUBMITS + 1} times with the worker that ran it (last: {where})")
         return False
+
+    def _where(self, planned: PlannedRun) -> str:
+        return f"worker {self.seen.get(planned.run_id, {}).get('worker') or '(unknown)'}"
 
     def _record(self, planned: PlannedRun, outcome: RunOutcome) -> None:
         stamp = now()
@@ -311,6 +390,13 @@ class Sweep:
         self.summary_runs.append((planned.run_id, status, None, model_key(planned.pipeline, self.config)))
         self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=_last_line(text)))
 
+    def _receive(self, event: tuple[float, Any]) -> None:
+        """The sweep topic's handler (on the client's event loop: only appends): epochs go
+        to the live history, runs' starts and ends to :meth:`_drain_started`."""
+        for record in event[1] if isinstance(event[1], list | tuple) else [event[1]]:  # a list arrives as a tuple
+            if isinstance(record, dict):
+                (self.live.events if record.get("event") == "epoch" else self.started_events).append(record)
+
     def _drain_started(self) -> None:
         while self.started_events:
             msg = self.started_events.popleft()
@@ -318,18 +404,22 @@ class Sweep:
             planned = self.by_id.get(run_id)
             if planned is None or run_id in self.final:
                 continue
+            if msg.get("event") == "end":
+                self.ended[run_id] = msg.get("key", "")
+                continue
             self.seen[run_id] = msg
             self.records.add("runs", self.records.run_row(planned, RunStatus.RUNNING, now(), worker=msg["worker"], device=msg["device"] or None))
             self.emit(Event("running", sweep_id=self.sweep_id, run_id=run_id, worker=msg["worker"], device=msg["device"]))
 
     # -- pause and Ctrl-C ----------------------------------------------------------------
     def _pause(self, request: control.PauseRequest, client: Any, queue: collections.deque, inflight: dict) -> Path | None:
-        not_started = [(k, f, p) for k, (f, p) in inflight.items() if p.run_id not in self.seen]
+        not_started = [(k, f, batch) for k, (f, batch) in inflight.items()
+                       if not any(self.seen.get(p.run_id, {}).get("key") == k for p in batch)]
         if not_started:
             client.cancel([f for _, f, _ in not_started])
         for key, _, _ in not_started:
             inflight.pop(key)
-        left = sorted([p for _, _, p in not_started] + list(queue), key=lambda p: p.run_id)
+        left = sorted([p for _, _, batch in not_started for p in batch] + list(queue), key=lambda p: p.run_id)
         queue.clear()
         try:
             path = control.write_pause_file(
@@ -348,8 +438,8 @@ class Sweep:
         for planned in left:
             self.records.add("runs", self.records.run_row(planned, RunStatus.PAUSED, stamp))
             self.final[planned.run_id] = RunStatus.PAUSED
-        control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=len(inflight))
-        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {len(inflight)} running runs finish"))
+        control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=sum(len(batch) for _, batch in inflight.values()))
+        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {sum(len(batch) for _, batch in inflight.values())} running runs finish"))
         return path
 
     def _interrupt(self, client: Any, runs: Sequence[PlannedRun], futures: list[Any], reason: str) -> None:

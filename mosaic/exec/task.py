@@ -56,6 +56,7 @@ class RunOutcome:
     stopped_early: bool = False
     message: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
+    seconds: float = 0.0  # wall time of the attempt on its worker (sizes batches: mosaic.exec.batching)
 
 
 def run_seed(base_seed: int | None, run_id: int) -> int:
