@@ -13,6 +13,7 @@ once as ``system failure`` instead of killing three more) and ``worker-saturatio
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import logging
@@ -151,6 +152,10 @@ class WorkerSetup(WorkerPlugin):
     ``cache_database_path``/``cache_size``) become the worker's :mod:`mosaic.cache` defaults,
     used by ``mosaic.lib`` and ``mosaic.cache.fetch``. Local workers get this plugin when they
     start, so it also sets up the replacement of a worker that died.
+
+    ``quick_exit`` (the embedded cluster's own processes only): when the worker process ends,
+    it skips the interpreter's teardown (about 0.6 s with torch loaded) once its streams are
+    flushed; the worker has closed and sent everything by then.
     """
 
     name = "mosaic-setup"
@@ -163,7 +168,9 @@ class WorkerSetup(WorkerPlugin):
         gpu: bool = False,
         cache_dir: str | None = None,
         cache_bytes: int | None = None,
+        quick_exit: bool = False,
     ) -> None:
+        self.quick_exit = quick_exit
         self.torch_threads = torch_threads
         self.devices = devices
         self.gpu = gpu
@@ -172,6 +179,8 @@ class WorkerSetup(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         """Pin the device, set torch threads and the cache, import the runner and warm torch up."""
+        if self.quick_exit:
+            atexit.register(_exit_at_once)  # runs first: atexit calls the latest registered first
         if self.cache_dir is not None:
             from mosaic import cache
 
@@ -229,6 +238,14 @@ class MosaicPlugin(WorkerPlugin):
                 sys.path.append(path)
         if self.prepare is not None:
             self.prepare.setup(worker)
+
+
+def _exit_at_once() -> None:
+    """End this process now, without the interpreter's teardown (see WorkerSetup.quick_exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _warm_up(torch: Any) -> None:
@@ -370,7 +387,7 @@ def open_cluster(
         return cluster
     check_gpu(monitor)
     plan = plan_workers(monitor, workers)
-    setup = WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu, **cache_settings(monitor))
+    setup = WorkerSetup(plan.torch_threads, plan.devices, monitor.need_gpu, **cache_settings(monitor), quick_exit=True)
     local = start_local_cluster(plan.workers, plan.worker_resources, setup)
     try:
         client = Client(local, set_as_default=False)
