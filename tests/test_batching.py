@@ -66,3 +66,4 @@ def test_runs_in_batches_record_what_they_record_alone(sweep_dir: Path, tmp_path
 def test_runs_per_task_must_be_auto_or_a_whole_number(sweep_dir: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r"\[MONITOR\] runs_per_task"):
         mosaic.load_config(_config(sweep_dir, value))
+

@@ -16,6 +16,7 @@ import torch
 from mosaic.analysis.sql import query
 from mosaic.cli import build_parser
 from mosaic.errors import ConfigError
+from mosaic.exec import tensor_pack
 from mosaic.exec.driver import rerun, run
 from mosaic.rerun_config import load_rerun_config, rerun_process
 from mosaic.store.layout import checkpoint_path
@@ -35,7 +36,7 @@ RECORDED = {"lr": "1e-2", "epochs": "1", "loss_function": "MSELoss", "data_schem
 
 def checkpoint_lr(sweep_dir: Path, run_id: int) -> float:
     payload = torch.load(checkpoint_path(sweep_dir / "run_files", run_id), map_location="cpu", weights_only=True)
-    return payload["optimizer"]["param_groups"][0]["lr"]
+    return tensor_pack.unpack(payload["optimizer"])["param_groups"][0]["lr"]
 
 
 def results(store: Path) -> dict[int, tuple[int, int]]:

@@ -301,3 +301,22 @@ def test_legacy_history_file(tmp_path: Path) -> None:
     assert data["train_loss"] == [0.5, 0.4] and data["test_loss"] == [0.6, 0.5]
     assert data["train_acc"] == [50.0, 75.0]
     assert all(math.isnan(v) for v in data["test_acc"])
+
+
+def test_a_packed_optimizer_state_comes_back_bit_for_bit(tmp_path: Path) -> None:
+    from mosaic.exec import tensor_pack
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sigmoid(), torch.nn.Linear(4, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.randn(5, 3)).sum().backward()
+        optimizer.step()
+    state = optimizer.state_dict()
+    torch.save(tensor_pack.pack(state), tmp_path / "p.pt")
+    back = tensor_pack.unpack(torch.load(tmp_path / "p.pt", weights_only=True))
+    assert back["param_groups"] == state["param_groups"] and back["param_groups"][0]["betas"] == (0.9, 0.999)
+    for index, entry in state["state"].items():
+        for key, tensor in entry.items():
+            assert back["state"][index][key].dtype == tensor.dtype
+            assert torch.equal(back["state"][index][key], tensor) and back["state"][index][key].shape == tensor.shape

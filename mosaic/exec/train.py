@@ -24,11 +24,13 @@ import torch
 
 from mosaic.errors import RunFailure, StopTraining, TrainingError  # noqa: F401 - RunFailure: re-exported
 from mosaic.exec import epoch as epoch_totals
+from mosaic.exec import tensor_pack
 from mosaic.exec.accuracy import ACCURACY_RULES, accuracy_counts, resolve_accuracy  # noqa: F401 - re-exported
 from mosaic.store.files import atomic_write
 from mosaic.store.layout import HISTORY_KEYS
 
-CHECKPOINT_FORMAT = 1
+#: 2: the optimizer state packed (mosaic.exec.tensor_pack); 1 (read too): as torch gives it.
+CHECKPOINT_FORMAT = 2
 
 
 class Callback:
@@ -350,7 +352,7 @@ def save_checkpoint(
     payload = {
         "format": CHECKPOINT_FORMAT,
         "models": models,
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer": tensor_pack.pack(optimizer.state_dict()) if optimizer is not None else None,
         "rng": capture_rng(),
         **extra,
     }
@@ -379,7 +381,7 @@ def load_checkpoint(
     everything is built: restoring the RNG states must be the final step.
     """
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
+    if payload.get("format") not in (1, CHECKPOINT_FORMAT):
         raise TrainingError(f"{path}: unknown checkpoint format {payload.get('format')!r}; train the run again")
     entries = {entry["index"]: entry for entry in payload["models"]}
     for module, index in zip(chain.modules, chain.indices, strict=True):
@@ -401,7 +403,8 @@ def load_checkpoint(
                 for param, saved in zip(module.parameters(), entry["parameters"], strict=True):
                     param.copy_(saved)
     if optimizer is not None and payload["optimizer"] is not None:
-        optimizer.load_state_dict(payload["optimizer"])
+        saved = payload["optimizer"]
+        optimizer.load_state_dict(tensor_pack.unpack(saved) if payload["format"] >= 2 else saved)
         for group in optimizer.param_groups if lr is not None else ():
             group["lr"] = lr
     restore_rng(payload["rng"])
