@@ -11,6 +11,7 @@ equal bit for bit (each a fresh contiguous copy). Both sides load with
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,23 +24,17 @@ def pack(obj: Any) -> dict[str, Any]:
     chunks: dict[str, list[torch.Tensor]] = {}
     sizes: dict[str, int] = {}
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type == "cpu" \
-                and not value.requires_grad and not value.is_quantized:
-            dtype = str(value.dtype).removeprefix("torch.")
-            offset = sizes.get(dtype, 0)
-            chunks.setdefault(dtype, []).append(value.reshape(-1))
-            sizes[dtype] = offset + value.numel()
-            return (MARK, dtype, offset, tuple(value.shape))
-        if isinstance(value, dict):
-            return {key: walk(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [walk(item) for item in value]
-        if isinstance(value, tuple):
-            return tuple(walk(item) for item in value)
-        return value
+    def leaf(value: Any) -> Any:
+        if not (isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type == "cpu"
+                and not value.requires_grad and not value.is_quantized):
+            return _KEEP
+        dtype = str(value.dtype).removeprefix("torch.")
+        offset = sizes.get(dtype, 0)
+        chunks.setdefault(dtype, []).append(value.reshape(-1))
+        sizes[dtype] = offset + value.numel()
+        return (MARK, dtype, offset, tuple(value.shape))
 
-    tree = walk(obj)
+    tree = _rebuild(obj, leaf)
     return {"tree": tree, "buffers": {dtype: torch.cat(parts) for dtype, parts in chunks.items()}}
 
 
@@ -47,16 +42,27 @@ def unpack(packed: dict[str, Any]) -> Any:
     """The structure :func:`pack` was given."""
     buffers = packed["buffers"]
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, tuple) and len(value) == 4 and value[0] == MARK:
-            _, dtype, offset, shape = value
-            return buffers[dtype][offset:offset + math.prod(shape)].view(shape).clone()
-        if isinstance(value, dict):
-            return {key: walk(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [walk(item) for item in value]
-        if isinstance(value, tuple):
-            return tuple(walk(item) for item in value)
-        return value
+    def leaf(value: Any) -> Any:
+        if not (isinstance(value, tuple) and len(value) == 4 and value[0] == MARK):
+            return _KEEP
+        _, dtype, offset, shape = value
+        return buffers[dtype][offset:offset + math.prod(shape)].view(shape).clone()
 
-    return walk(packed["tree"])
+    return _rebuild(packed["tree"], leaf)
+
+
+_KEEP = object()  # what a leaf function returns for a value it does not replace
+
+
+def _rebuild(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` rebuilt through dicts, lists and tuples, ``leaf(v)`` replacing what it replaces."""
+    replaced = leaf(value)
+    if replaced is not _KEEP:
+        return replaced
+    if isinstance(value, dict):
+        return {key: _rebuild(item, leaf) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rebuild(item, leaf) for item in value]
+    if isinstance(value, tuple):  # a plain tuple back (e.g. Adam's betas)
+        return tuple(_rebuild(item, leaf) for item in value)
+    return value
