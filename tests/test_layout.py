@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from mosaic.config import _parse_python
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mosaic"
 #: folder and file names of a store: only mosaic/store/ may contain them
@@ -20,13 +22,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _parse(path: Path) -> ast.Module:
+    """``ast.parse`` through config's retry: CPython 3.11's ast keeps one recursion counter for
+    all threads (gh-106905), and the session's in-process Dask scheduler has threads of its own."""
+    return _parse_python(path.read_text(encoding="utf-8"), str(path))
+
+
 def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "examples" not in p.parts}
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Every mosaic module ``name`` imports, at the top or inside a function."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -80,7 +88,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def _string_constants(path: Path) -> list[tuple[int, str]]:
     """String literals of a module, docstrings left out (they may name what they describe)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     docstrings = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
