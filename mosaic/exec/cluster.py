@@ -478,7 +478,7 @@ def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome
             for callback in task.callbacks:
                 if isinstance(callback, EpochReporter):
                     callback.channel = channel
-            channel.send({"event": "start", **about}, now=True)
+            channel.send({"event": "start", **about}, now=True, confirmed=len(tasks) == 1)
             outcome = execute_run(task)
             outcomes.append(outcome)
             channel.send({"event": "end", "status": outcome.status, **about})

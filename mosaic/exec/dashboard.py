@@ -75,16 +75,28 @@ class Announcer:
         except ValueError:  # not in a worker
             return cls(topic)
 
-    def send(self, record: dict[str, Any], now: bool = False) -> None:
-        """Keep ``record``; send all kept records if ``now`` or if it is time."""
+    def send(self, record: dict[str, Any], now: bool = False, confirmed: bool = False) -> None:
+        """Keep ``record``; send all kept records if ``now`` or if it is time. ``confirmed``:
+        send them at once and wait until the scheduler has them (a run's start, when the run
+        is alone in its task: if it kills its worker, the driver must know it had started)."""
         self.records.append(record)
-        if now or time.monotonic() - self.sent >= SEND_EVERY_S:
+        if confirmed:
+            self.flush(confirmed=True)
+        elif now or time.monotonic() - self.sent >= SEND_EVERY_S:
             self.flush()
 
-    def flush(self) -> None:
-        """Send the kept records, if any."""
+    def flush(self, confirmed: bool = False) -> None:
+        """Send the kept records, if any (``confirmed``: through a call the scheduler answers)."""
         if self.records and self.worker is not None:
-            self.worker.log_event(self.topic, self.records)
+            if confirmed:
+                try:
+                    from distributed.utils import sync
+
+                    sync(self.worker.loop, self.worker.scheduler.log_event, topic=self.topic, msg=self.records, callback_timeout=10)
+                except Exception:  # noqa: BLE001 - the stream still carries them
+                    self.worker.log_event(self.topic, self.records)
+            else:
+                self.worker.log_event(self.topic, self.records)
         self.records = []
         self.sent = time.monotonic()
 
