@@ -19,7 +19,6 @@ import importlib.util
 import logging
 import os
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from mosaic.config import Monitor
 from mosaic.errors import RunError, UsageError
 from mosaic.exec.dashboard import PAGE, Announcer, EpochReporter, MosaicPage, run_key, sweep_topic
 from mosaic.exec.progress import Event
-from mosaic.exec.task import RunOutcome, RunTask
+from mosaic.exec.task import RunOutcome, RunTask, worker_label
 
 #: Scheduler settings of the embedded cluster (see the module docstring).
 LOCAL_SCHEDULER_CONFIG: Mapping[str, Any] = {
@@ -229,7 +228,7 @@ class MosaicPlugin(WorkerPlugin):
 
     def reporter(self, run_id: int, attempt: int, epochs: int) -> EpochReporter:
         """The training callback that reports each epoch of a run (for the Mosaic page)."""
-        return EpochReporter(self.topic, run_id, attempt, epochs)
+        return EpochReporter(run_id, attempt, epochs)
 
     def setup(self, worker: Any) -> None:
         """Prepare one worker process for this sweep's runs."""
@@ -447,16 +446,6 @@ def _install_page(client: Client, emit: Callable[[Event], None]) -> str | None:
     return base + PAGE
 
 
-def execute(task: RunTask) -> RunOutcome:
-    """Train ``task`` on this process (a worker): :func:`mosaic.exec.runner.execute_run`.
-
-    The runner (and torch, a heavy import) loads only on the workers, never in the driver.
-    """
-    from mosaic.exec.runner import execute_run
-
-    return execute_run(task)
-
-
 def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome]:
     """Train ``tasks`` one after the other on this worker; their outcomes in the same order.
 
@@ -465,16 +454,16 @@ def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome
     (``"end"``, with its ``status``), its epochs in between (see
     :class:`~mosaic.exec.dashboard.Announcer`): the records arrive in order, so when the
     worker dies the driver knows which run was training (started and not ended), which ones
-    finished (their results were lost with the task) and which never started.
+    finished (their results were lost with the task) and which never started. The runner
+    (and torch, a heavy import) loads only on the workers, never in the driver.
     """
     from mosaic.exec.runner import execute_run
 
     channel = Announcer.here(topic)
-    label = f"{socket.gethostname()}:{os.getpid()}"
     outcomes = []
     try:
         for task in tasks:
-            about = {"run_id": task.run_id, "key": key, "worker": label, "device": task.device or os.environ.get("MOSAIC_DEVICE", "cpu")}
+            about = {"run_id": task.run_id, "key": key, "worker": worker_label(), "device": task.device_here()}
             for callback in task.callbacks:
                 if isinstance(callback, EpochReporter):
                     callback.channel = channel

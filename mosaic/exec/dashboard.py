@@ -110,8 +110,7 @@ class EpochReporter:
     nothing without a channel (a run called directly, in a test).
     """
 
-    def __init__(self, topic: str, run_id: int, attempt: int, epochs: int) -> None:
-        self.topic = topic
+    def __init__(self, run_id: int, attempt: int, epochs: int) -> None:
         self.run_id = run_id
         self.attempt = attempt
         self.epochs = epochs

@@ -33,7 +33,7 @@ from mosaic.exec import metrics, transfer
 from mosaic.exec.loss import aligned
 from mosaic.exec.notes import run_notes
 from mosaic.exec.sources import SourceBundle, locate
-from mosaic.exec.task import RunOutcome, RunTask, run_seed
+from mosaic.exec.task import RunOutcome, RunTask, run_seed, worker_label
 from mosaic.exec.train import (
     Callback,
     Chain,
@@ -354,10 +354,10 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
 
 def _execute(task: RunTask, callbacks: Sequence[Callback]) -> RunOutcome:
     started = time.perf_counter()
-    device = task.device or os.environ.get("MOSAIC_DEVICE", "cpu")
+    device = task.device_here()
     outcome = RunOutcome(
         task.run_id, task.attempt, "error", None, [], None, seed=run_seed(task.process.get("seed"), task.run_id),
-        device=device, worker=f"{socket.gethostname()}:{os.getpid()}",
+        device=device, worker=worker_label(),
     )
     try:
         Path(task.run_files).mkdir(parents=True, exist_ok=True)

@@ -438,8 +438,9 @@ class Sweep:
         for planned in left:
             self.records.add("runs", self.records.run_row(planned, RunStatus.PAUSED, stamp))
             self.final[planned.run_id] = RunStatus.PAUSED
-        control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=sum(len(batch) for _, batch in inflight.values()))
-        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {sum(len(batch) for _, batch in inflight.values())} running runs finish"))
+        running = sum(len(batch) for _, batch in inflight.values())
+        control.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=running)
+        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {running} running runs finish"))
         return path
 
     def _interrupt(self, client: Any, runs: Sequence[PlannedRun], futures: list[Any], reason: str) -> None:

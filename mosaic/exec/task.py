@@ -8,6 +8,8 @@ workers start); :func:`mosaic.exec.cluster.execute` runs a task on a worker thro
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,10 @@ class RunTask:
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
     files: RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
 
+    def device_here(self) -> str:
+        """The device this run trains on in this process: its own, else the worker's."""
+        return self.device or os.environ.get("MOSAIC_DEVICE", "cpu")
+
 
 @dataclass
 class RunOutcome:
@@ -57,6 +63,11 @@ class RunOutcome:
     message: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
     seconds: float = 0.0  # wall time of the attempt on its worker (sizes batches: mosaic.exec.batching)
+
+
+def worker_label() -> str:
+    """``host:pid`` of this process: how outcomes, rows and events name a worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_seed(base_seed: int | None, run_id: int) -> int:
