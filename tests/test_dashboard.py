@@ -83,3 +83,22 @@ def test_page_keeps_the_latest_epoch_and_state_of_each_run() -> None:
     page.transition(key, "processing", "memory")
     page.transition(key, "memory", "released")  # the driver released the result: still finished
     assert {r["run"]: r for r in page.rows()}[17]["state"] == "finished"
+
+
+def test_the_embedded_dashboard_is_built_on_its_first_visit(dask_client: Any) -> None:
+    """The embedded scheduler starts without Dask's bokeh pages (~1.3 s of CPU before the first
+    run, issue 11); the first visit builds them and is redirected to the page asked for."""
+    from mosaic.exec.dashboard import LazyDashboard
+
+    def applications(dask_scheduler: Any) -> list[str]:
+        return [type(app).__name__ for app in dask_scheduler.http_application.applications]
+
+    assert dask_client.run_on_scheduler(applications) == []
+    dask_client.register_plugin(LazyDashboard(), name=LazyDashboard.name)
+    assert dask_client.run_on_scheduler(applications) == ["Application"]  # the stand-in
+    base = dask_client.dashboard_link.rsplit("/", 1)[0]
+    status, body = fetch(base + "/workers")
+    assert status == 200 and b"bokeh" in body.lower()
+    assert dask_client.run_on_scheduler(applications) == ["DaskBokehTornado"]
+    assert fetch(base + "/status")[0] == 200
+    assert fetch(base + "/no-such-page")[0] == 404

@@ -4,9 +4,9 @@ Why a page of our own: Dask's pages show tasks (their keys carry the run id:
 ``run-<sweep>-<run>-<token>``, or ``runs-...`` for a batch of short runs) but know nothing
 of epochs. A worker tells what its runs do on the sweep's topic (:func:`sweep_topic`) through
 an :class:`Announcer`: each run's start and end, and each epoch (:class:`EpochReporter`, a
-training callback). Records go out together, in order, in one Dask event (a list): at each
-run's start, and otherwise at most every :data:`SEND_EVERY_S` seconds, so short runs cost
-one event each, not three. The driver subscribes to the topic; :class:`MosaicPage`, a
+training callback). Records go out together, in order, in one Dask event (a list): at the
+start of a task's first run, and otherwise at most every :data:`SEND_EVERY_S` seconds,
+so a batch of short runs costs about one event per half second, not three per run. The driver subscribes to the topic; :class:`MosaicPage`, a
 scheduler plugin, keeps the latest row per run and serves it on the scheduler's own HTTP
 server, next to ``/status``:
 
@@ -222,6 +222,54 @@ class _HtmlHandler(_Handler):
             f'<h3>Mosaic runs <small><a href="status">Dask dashboard</a> · <a href="mosaic.json">json</a></small></h3>'
             f"<table><tr>{head}</tr>{body or '<tr><td colspan=11>no run yet</td></tr>'}</table></body></html>"
         )
+
+
+class LazyDashboard(SchedulerPlugin):
+    """Dask's bokeh dashboard, built when a page of it is first asked for.
+
+    Building it costs the scheduler's process about 1.3 s of CPU (importing bokeh and Dask's
+    dashboard components) — on a small machine, time taken from the workers' start when the
+    scheduler is embedded in the driver (issue 11). The embedded scheduler starts without it;
+    this plugin answers any path the HTTP server does not know (``/status``, ``/``...) by
+    connecting the dashboard, then redirecting to the same address, now served by bokeh.
+    """
+
+    name = "mosaic-lazy-dashboard"
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.stand_in: web.Application | None = None
+
+    async def start(self, scheduler: Any) -> None:
+        """Put the stand-in behind the scheduler's own routes (tried after them)."""
+        app = getattr(scheduler, "http_application", None)
+        if app is None or not hasattr(app, "applications") or getattr(scheduler, "http_server", None) is None:
+            return
+        self.scheduler = scheduler
+        self.stand_in = web.Application([(r"/.*", _LazyHandler, {"plugin": self})])
+        app.applications.append(self.stand_in)
+
+    def connect(self) -> None:
+        """Build the dashboard (once) in place of the stand-in."""
+        if self.stand_in is None:
+            return
+        import distributed.dashboard.scheduler  # the import this class defers
+
+        scheduler = self.scheduler
+        scheduler.http_application.applications.remove(self.stand_in)
+        self.stand_in = None
+        # the embedded scheduler serves from "/" (Scheduler's default http_prefix)
+        distributed.dashboard.scheduler.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")
+
+
+class _LazyHandler(web.RequestHandler):
+    def initialize(self, plugin: LazyDashboard) -> None:
+        self.plugin = plugin
+
+    def get(self) -> None:
+        self.plugin.connect()
+        self.redirect(self.request.uri or "/", permanent=False)
 
 
 def _cell(value: Any) -> str:
