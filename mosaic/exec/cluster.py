@@ -443,7 +443,10 @@ def _dashboard(client: Client, local: bool) -> str | None:
     if base is None or (local and not importlib.util.find_spec("bokeh")):
         return None
     if local:
-        client.register_plugin(LazyDashboard(), name=LazyDashboard.name)
+        try:
+            client.register_plugin(LazyDashboard(), name=LazyDashboard.name)
+        except Exception:  # noqa: BLE001 - no link rather than a link to nothing
+            return None
     return f"{base}/status"
 
 
