@@ -478,10 +478,11 @@ def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome
 
     channel = Announcer.here(topic)
     alone = len(tasks) == 1
+    worker = worker_label()
     outcomes: list[RunOutcome] = []
     try:
         for task in tasks:
-            about = {"run_id": task.run_id, "key": key, "worker": worker_label(), "device": task.device_here()}
+            about = {"run_id": task.run_id, "key": key, "worker": worker, "device": task.device_here()}
             for callback in task.callbacks:
                 if isinstance(callback, EpochReporter):
                     callback.channel = channel

@@ -5,10 +5,10 @@ Why a page of our own: Dask's pages show tasks (their keys carry the run id:
 of epochs. A worker tells what its runs do on the sweep's topic (:func:`sweep_topic`) through
 an :class:`Announcer`: each run's start and end, and each epoch (:class:`EpochReporter`, a
 training callback). Records go out together, in order, in one Dask event (a list): at the
-start of a task's first run, and otherwise at most every :data:`SEND_EVERY_S` seconds,
-so a batch of short runs costs about one event per half second, not three per run. The driver subscribes to the topic; :class:`MosaicPage`, a
-scheduler plugin, keeps the latest row per run and serves it on the scheduler's own HTTP
-server, next to ``/status``:
+start of a task's first run, and otherwise at most every :data:`SEND_EVERY_S` seconds, so a
+batch of short runs costs about one event per half second, not three per run. The driver
+subscribes to the topic; :class:`MosaicPage`, a scheduler plugin, keeps the latest row per
+run and serves it on the scheduler's own HTTP server, next to ``/status``:
 
 - ``/mosaic``: an HTML table refreshed every 2 seconds (no JavaScript, no bokeh);
 - ``/mosaic.json``: the same rows as JSON.

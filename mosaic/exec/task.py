@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`mosaic.exec.runner` so that the driver builds tasks, reads outcomes
 and derives seeds without importing torch (about a second of CPU on the driver while the
-workers start); :func:`mosaic.exec.cluster.execute` runs a task on a worker through the runner.
+workers start); :func:`mosaic.exec.cluster.execute_batch` runs tasks on a worker through the runner.
 """
 
 from __future__ import annotations
