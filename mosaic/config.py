@@ -111,6 +111,7 @@ class Monitor:
     cache_size: int
     raw: Mapping[str, str] = field(repr=False)
     runs_per_task: int | None = None  # None: auto (mosaic.exec.batching)
+    legacy_history: bool = False  # also write history_<id>.pt in run_files
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,9 @@ def _monitor(path: Path, values: dict[str, str]) -> Monitor:
         if not raw_batch.isdigit():
             raise config_error(path, "MONITOR", "runs_per_task", f"'{raw_batch}' is neither auto nor a whole number; write 'runs_per_task = auto' or e.g. 1")
         runs_per_task = int(_number(path, "MONITOR", "runs_per_task", raw_batch, int, rules["runs_per_task"]))
+    raw_history = values.get("legacy_history", "").strip() or rules["legacy_history"]["default"]
+    if raw_history.lower() not in _BOOLEANS:
+        raise config_error(path, "MONITOR", "legacy_history", f"'{raw_history}' is not a boolean; write True or False")
     return Monitor(
         need_gpu=need_gpu,
         gpu_available=devices,
@@ -337,6 +341,7 @@ def _monitor(path: Path, values: dict[str, str]) -> Monitor:
         cache_size=cache_size,
         raw=MappingProxyType(dict(values)),
         runs_per_task=runs_per_task,
+        legacy_history=_BOOLEANS[raw_history.lower()],
     )
 
 

@@ -160,6 +160,15 @@ def test_need_gpu_not_boolean(capsys: pytest.CaptureFixture[str], tutorial_dir: 
     _fails(capsys, config, "[MONITOR] need_gpu", "'maybe' is not a boolean")
 
 
+def test_legacy_history_is_a_boolean_off_by_default(capsys: pytest.CaptureFixture[str], tutorial_dir: Path) -> None:
+    config = tutorial_dir / "config.ini"
+    assert mosaic.load_config(config).monitor.legacy_history is False
+    _edit(config, "need_gpu = False", "need_gpu = False\nlegacy_history = yes")
+    assert mosaic.load_config(config).monitor.legacy_history is True
+    _edit(config, "legacy_history = yes", "legacy_history = sometimes")
+    _fails(capsys, config, "[MONITOR] legacy_history", "'sometimes' is not a boolean", "True or False")
+
+
 @pytest.mark.parametrize("value", ["gpu0", "cuda:0, cuda:x", "cuda:0, cuda:0"])
 def test_gpu_available_malformed(capsys: pytest.CaptureFixture[str], tutorial_dir: Path, value: str) -> None:
     config = tutorial_dir / "config.ini"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 import threading
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+import torch
 
 import mosaic
 from mosaic.errors import ConfigError
@@ -23,6 +25,23 @@ def rows(store: Path, table: str, where: str = "true", latest: str | None = "run
     source = f"read_parquet('{store}/{table}/*/*.parquet', hive_partitioning = true)"
     qualify = f"QUALIFY row_number() OVER (PARTITION BY {latest} ORDER BY time DESC) = 1" if latest else ""
     return duckdb.sql(f"SELECT * FROM {source} WHERE {where} {qualify}").to_arrow_table().to_pylist()
+
+
+def test_legacy_history_files_are_those_export_writes(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
+    """[MONITOR] legacy_history = True: each run writes the original's history_<id>.pt, the same
+    file `mosaic export --history-dir` writes from the store (NaN for a missing accuracy)."""
+    config = sweep_dir / "tiny.ini"
+    config.write_text(config.read_text().replace("[MONITOR]", "[MONITOR]\nlegacy_history = True")
+                      .replace("[PROCESS]", "[PROCESS]\naccuracy = none"))
+    store = tmp_path / "store"
+    assert run(config, store, dask_client).counts == {"done": 4}
+    mosaic.export(store, tmp_path / "out.db", history_dir=tmp_path / "exported")
+    for run_id in (1, 2, 3, 4):
+        written = torch.load(sweep_dir / "run_files" / f"history_{run_id}.pt", weights_only=True)
+        exported = torch.load(tmp_path / "exported" / f"history_{run_id}.pt", weights_only=True)
+        assert written.keys() == exported.keys() == {"train_loss", "test_loss", "train_acc", "test_acc"}
+        assert written["test_loss"] == exported["test_loss"] and len(written["test_loss"]) == 1
+        assert all(math.isnan(v) for v in written["train_acc"] + exported["train_acc"])
 
 
 def test_tutorial_sweep_fills_the_store(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
@@ -54,6 +73,7 @@ def test_tutorial_sweep_fills_the_store(sweep_dir: Path, tmp_path: Path, dask_cl
     for table in ("runs", "params", "results", "history", "sweeps"):
         assert len(Store(store).files(table, 1)) == 1, table
     assert (sweep_dir / "run_files" / "output_1.log").is_file()
+    assert not list((sweep_dir / "run_files").glob("history_*.pt"))  # only with legacy_history = True
     kinds = [e.kind for e in events]
     assert kinds[:2] == ["cluster", "start"] and kinds[-1] == "end" and kinds.count("finished") == 4
     text = summary.render()

@@ -105,7 +105,7 @@ def study(hidden: tuple[Path, Path]) -> Path:
     config = target / "tiny.ini"
     config.write_text(config.read_text().replace(
         "loss_function = MSELoss", "class_loss_function = HalfMSE\npath_to_class_loss_function = losses/loss.py"
-    ))
+    ).replace("[MONITOR]", "[MONITOR]\nlegacy_history = True"))
     return target
 
 

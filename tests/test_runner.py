@@ -29,7 +29,8 @@ def section(type_: str, class_name: str, path: Path | str = CLASSES, **params: A
 
 
 def make_task(run_files: Path, pipeline: list[dict], *, run_id: int = 1, epochs: int = 2,
-              config_dir: Path | None = None, resume: bool = False, attempt: int = 0, **process: Any) -> RunTask:
+              config_dir: Path | None = None, resume: bool = False, attempt: int = 0, legacy_history: bool = False,
+              **process: Any) -> RunTask:
     settings = {
         "lr": 1e-2, "epochs": epochs, "loss_function": "MSELoss", "class_loss_function": None,
         "path_to_class_loss_function": None, "optimizer": "Adam", "seed": 7, "accuracy": "auto",
@@ -39,6 +40,7 @@ def make_task(run_files: Path, pipeline: list[dict], *, run_id: int = 1, epochs:
     return RunTask(
         run_id=run_id, attempt=attempt, sweep_id=1, pipeline=pipeline, process=settings,
         config_dir=str(config_dir or CLASSES.parent), run_files=str(run_files), epochs=epochs, resume=resume,
+        legacy_history=legacy_history,
     )
 
 
@@ -63,7 +65,7 @@ def tutorial_pipeline(tutorial_dir: Path) -> list[dict]:
 
 def test_tutorial_pipeline(tmp_path: Path, tutorial_dir: Path, tutorial_pipeline: list[dict]) -> None:
     run_files = tmp_path / "run_files"  # created by the run
-    outcome = execute_run(make_task(run_files, tutorial_pipeline, run_id=5, config_dir=tutorial_dir))
+    outcome = execute_run(make_task(run_files, tutorial_pipeline, run_id=5, config_dir=tutorial_dir, legacy_history=True))
     assert outcome.status == "done", outcome.error
     assert outcome.error is None
     assert (outcome.run_id, outcome.attempt, outcome.device, outcome.stopped_early) == (5, 0, "cpu", False)
@@ -85,6 +87,16 @@ def test_tutorial_pipeline(tmp_path: Path, tutorial_dir: Path, tutorial_pipeline
     legacy = torch.load(run_files / "history_5.pt")
     assert set(legacy) == {"train_loss", "test_loss", "train_acc", "test_acc"}
     assert legacy["test_loss"] == [r["test_loss"] for r in outcome.history]
+
+
+def test_the_legacy_history_file_is_written_only_when_asked(tmp_path: Path) -> None:
+    """By default a run writes its log, checkpoint and save_model files, not the original's
+    history_<id>.pt (the store holds the history; export --history-dir writes the files)."""
+    outcome = execute_run(make_task(tmp_path, signed_pipeline(), epochs=1))
+    assert outcome.status == "done", outcome.error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_1.pt", "output_1.log"]
+    asked = execute_run(make_task(tmp_path, signed_pipeline(), run_id=2, epochs=1, legacy_history=True))
+    assert torch.load(tmp_path / "history_2.pt")["test_loss"] == [r["test_loss"] for r in asked.history]
 
 
 def test_tutorial_nb_params(tmp_path: Path, tutorial_dir: Path, tutorial_pipeline: list[dict]) -> None:
@@ -124,7 +136,7 @@ def test_resume_continues_exactly(tmp_path: Path, tutorial_dir: Path, tutorial_p
         kwargs["loss_function"] = "CrossEntropyLoss"
     whole = execute_run(make_task(tmp_path / "whole", pipeline, epochs=3, **kwargs))
     part = execute_run(make_task(tmp_path / "part", pipeline, epochs=1, **kwargs))
-    rest = execute_run(make_task(tmp_path / "part", pipeline, epochs=2, resume=True, attempt=1, **kwargs))
+    rest = execute_run(make_task(tmp_path / "part", pipeline, epochs=2, resume=True, attempt=1, legacy_history=True, **kwargs))
     assert whole.status == part.status == rest.status == "done", rest.error
     assert len(part.history) == 1
     assert losses(rest.history) == losses(whole.history)
@@ -226,7 +238,7 @@ def test_accuracy_argmax_for_class_indices(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rule", "has_accuracy"), [("auto", False), ("none", False), ("sign", True)])
 def test_accuracy_rules_on_regression(tmp_path: Path, rule: str, has_accuracy: bool) -> None:
-    outcome = execute_run(make_task(tmp_path, signed_pipeline(), accuracy=rule))
+    outcome = execute_run(make_task(tmp_path, signed_pipeline(), accuracy=rule, legacy_history=True))
     assert outcome.status == "done", outcome.error
     assert all((r["train_acc"] is not None) is has_accuracy for r in outcome.history)
     assert (outcome.results["test_acc"] is not None) is has_accuracy

@@ -9,6 +9,7 @@ written as INTEGER and every other value as TEXT, as the original did.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -92,7 +93,8 @@ def _write_sqlite(path: Path, data: dict[str, list[tuple]]) -> None:
 
 
 def write_histories(rows: list[tuple], folder: str | os.PathLike[str]) -> int:
-    """Write ``history_<id>.pt`` files (dict of lists, the original's format); returns how many."""
+    """Write ``history_<id>.pt`` files (dict of lists, the original's format, a missing accuracy
+    NaN: the file a run writes with ``[MONITOR] legacy_history = True``); returns how many."""
     import torch  # only here: the original's history files are torch pickles
 
     target = Path(folder)
@@ -101,7 +103,7 @@ def write_histories(rows: list[tuple], folder: str | os.PathLike[str]) -> int:
     for run_id, *values in rows:
         history = per_run.setdefault(run_id, {k: [] for k in HISTORY_KEYS})
         for key, value in zip(HISTORY_KEYS, values, strict=True):
-            history[key].append(value)
+            history[key].append(math.nan if value is None else float(value))
     for run_id, history in per_run.items():
         atomic_write(history_path(target, run_id), lambda tmp, history=history: torch.save(history, tmp))
     return len(per_run)

@@ -341,7 +341,8 @@ def execute_run(task: RunTask, callbacks: Sequence[Callback] = ()) -> RunOutcome
     Never raises for a failure in user code: the outcome then has status ``error`` and the
     traceback (or Mosaic's own one-line explanation). ``callbacks`` run after the built-in
     ones and those of the task. stdout/stderr go to ``<run_files>/output_<run_id>.log``
-    (where that is, and whether the files come back in the outcome: :mod:`mosaic.exec.transfer`).
+    (where that is, and whether the files come back in the outcome: :mod:`mosaic.exec.transfer`);
+    the original's ``history_<id>.pt`` is written beside the checkpoint only with ``task.legacy_history``.
     """
     started = time.perf_counter()
     returned: dict[str, bytes] = {}
@@ -444,7 +445,8 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
     finally:
         outcome.history = [dict(row) for row in trainer.history]
     checkpoint()
-    write_legacy_history(layout.history_path(run_files, task.run_id), trainer.history)
+    if task.legacy_history:  # else 'mosaic export --history-dir' writes it from the store when asked
+        write_legacy_history(layout.history_path(run_files, task.run_id), trainer.history)
     outcome.stopped_early = result.stopped_early
     if result.message:
         outcome.message = result.message

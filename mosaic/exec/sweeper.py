@@ -269,6 +269,7 @@ class Sweep:
             until=planned.total if again or (planned.resume and self.kind == "resume") else None,
             sources=self.sources,
             files=transfer.for_task(self.files, planned.run_id, planned.resume or again, self.send_checkpoints),
+            legacy_history=self.config.monitor.legacy_history,
         )
 
     def _fetch(self, future: Any) -> None:

@@ -40,6 +40,7 @@ class RunTask:
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
     files: RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
+    legacy_history: bool = False  # also write the original's history_<id>.pt ([MONITOR] legacy_history)
 
     def device_here(self) -> str:
         """The device this run trains on in this process: its own, else the worker's."""

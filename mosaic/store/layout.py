@@ -12,7 +12,8 @@ Layout (hive-partitioned, one partition per sweep)::
     <store>/_control/pause.json                   a pending pause request (+ claims, acks)
     <store>/run_files/                            checkpoints and logs when the config names none
 
-    <run_files>/checkpoint_<id>.pt, history_<id>.pt (the original's format), output_<id>.log,
+    <run_files>/checkpoint_<id>.pt, output_<id>.log, history_<id>.pt (the original's format,
+      with [MONITOR] legacy_history = True),
     <run_files>/model_<id>_<module> (a user's save_model), .mosaic-run-files (the sweep's token)
 
 No other module builds one of these names.
