@@ -74,6 +74,11 @@ def test_tutorial_sweep_fills_the_store(sweep_dir: Path, tmp_path: Path, dask_cl
         assert len(Store(store).files(table, 1)) == 1, table
     assert (sweep_dir / "run_files" / "output_1.log").is_file()
     assert not list((sweep_dir / "run_files").glob("history_*.pt"))  # only with legacy_history = True
+    # the original's flow still plots: a saved copy and the run files take the histories from the store
+    mosaic.savedb(store, tmp_path / "copy.db")
+    with mosaic.open_store(tmp_path / "copy.db", run_files=sweep_dir / "run_files") as saved:
+        curves = saved.fetch("SELECT run_id, epoch, test_loss FROM history ORDER BY run_id")
+    assert curves == [(r["run_id"], r["epoch"], r["test_loss"]) for r in sorted(rows(store, "history", latest=None), key=lambda r: r["run_id"])]
     kinds = [e.kind for e in events]
     assert kinds[:2] == ["cluster", "start"] and kinds[-1] == "end" and kinds.count("finished") == 4
     text = summary.render()

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from mosaic.errors import LegacyError
-from mosaic.store.layout import HISTORY_KEYS, history_path
+from mosaic.store.layout import HISTORY_KEYS, history_path, is_store
 from mosaic.store.writer import arrow_schema, now
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -122,6 +122,18 @@ def _read_legacy(con: sqlite3.Connection, path: Path, history_dir: str | os.Path
     if history_dir is not None:
         tables["history"] = _read_histories(Path(history_dir), runs["run_id"], clock)
     return tables
+
+
+def saved_from(tables: Mapping[str, pa.Table]) -> Path | None:
+    """The Mosaic store a database was saved from (``mosaic savedb``/``export`` keep its
+    ``database_path`` param), when it is one store that still exists here."""
+    params = tables["params"]
+    names, values = params.column("param_name").to_pylist(), params.column("param_value").to_pylist()
+    paths = {v for n, v in zip(names, values, strict=True) if n == "database_path" and v}
+    if len(paths) != 1:
+        return None
+    path = Path(paths.pop())
+    return path if is_store(path) else None
 
 
 class _Clock:

@@ -57,9 +57,9 @@ import pyarrow.parquet as pq
 from mosaic import schemas
 from mosaic.errors import StoreError
 from mosaic.store.layout import is_store, visible_files
-from mosaic.store.legacy_db import is_sqlite, read_legacy
+from mosaic.store.legacy_db import is_sqlite, read_legacy, saved_from
 from mosaic.store.status import UNFINISHED, RunStatus
-from mosaic.store.writer import Store
+from mosaic.store.writer import Store, arrow_schema
 
 T = TypeVar("T")
 
@@ -321,12 +321,32 @@ def _utc(table: str, extra: str = "") -> str:
     return f"* {extra} REPLACE ({replace})" if stamps else f"* {extra}"
 
 
+def _with_store_histories(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """A database Mosaic saved (``savedb``/``export``) takes the histories that no
+    ``history_<id>.pt`` holds from the store it was saved from, when that store is still there:
+    runs write those files only with ``[MONITOR] legacy_history = True``."""
+    origin = saved_from(tables)
+    if origin is None:
+        return tables
+    have = tables["history"].column("run_id").to_pylist() if "history" in tables else []
+    wanted = sorted(set(tables["runs"].column("run_id").to_pylist()) - set(have))
+    if not wanted:
+        return tables
+    schema = arrow_schema("history")
+    with open_store(origin, live=False) as store:
+        found = store.con.sql(
+            f"SELECT {', '.join(schema.names)} FROM history WHERE run_id IN ({', '.join(map(str, wanted))}) ORDER BY run_id, epoch"
+        ).to_arrow_table().cast(schema)
+    history = found if "history" not in tables else pa.concat_tables([tables["history"], found])
+    return {**tables, "history": history}
+
+
 def open_store(path: str | os.PathLike[str], run_files: str | os.PathLike[str] | None = None,
                live: bool = True) -> StoreSession:
     """Open a store folder (or an original tool's ``.db``) for SQL; returns a :class:`StoreSession`.
 
     ``run_files``: for an original database, the folder of its ``history_<id>.pt`` files,
-    read into the ``history`` view. ``live=False`` freezes the file list at opening.
+    read into the ``history`` view (a database Mosaic saved also reads its store's). ``live=False`` freezes the file list at opening.
     """
     path = Path(path)
     store: Store | None = None
@@ -334,7 +354,7 @@ def open_store(path: str | os.PathLike[str], run_files: str | os.PathLike[str] |
     if is_store(path):
         store = Store(path)
     elif path.is_file() and is_sqlite(path):
-        legacy_tables = read_legacy(path, history_dir=run_files)
+        legacy_tables = _with_store_histories(read_legacy(path, history_dir=run_files))
     elif path.is_file():
         raise StoreError(f"{path}: neither a Mosaic store (a folder) nor a database of the original tool (sqlite)")
     else:
