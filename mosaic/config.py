@@ -309,10 +309,7 @@ def _scheme(path: Path, key: str, raw: str) -> tuple[str, ...]:
 def _monitor(path: Path, values: dict[str, str]) -> Monitor:
     rules = schemas.config_keys("MONITOR")
     _require(path, "MONITOR", values)
-    raw_gpu = values["need_gpu"].strip()
-    if raw_gpu.lower() not in _BOOLEANS:
-        raise config_error(path, "MONITOR", "need_gpu", f"'{raw_gpu}' is not a boolean; write True or False")
-    need_gpu = _BOOLEANS[raw_gpu.lower()]
+    need_gpu = _boolean(path, "MONITOR", "need_gpu", values["need_gpu"])
     devices = _devices(path, values["gpu_available"])
     if need_gpu and not devices:
         raise config_error(path, "MONITOR", "gpu_available", "need_gpu is True but no device is listed; write e.g. 'gpu_available = cuda:0, cuda:1'")
@@ -329,9 +326,8 @@ def _monitor(path: Path, values: dict[str, str]) -> Monitor:
         if not raw_batch.isdigit():
             raise config_error(path, "MONITOR", "runs_per_task", f"'{raw_batch}' is neither auto nor a whole number; write 'runs_per_task = auto' or e.g. 1")
         runs_per_task = int(_number(path, "MONITOR", "runs_per_task", raw_batch, int, rules["runs_per_task"]))
-    raw_history = values.get("legacy_history", "").strip() or rules["legacy_history"]["default"]
-    if raw_history.lower() not in _BOOLEANS:
-        raise config_error(path, "MONITOR", "legacy_history", f"'{raw_history}' is not a boolean; write True or False")
+    legacy_history = _boolean(path, "MONITOR", "legacy_history",
+                              values.get("legacy_history", "").strip() or rules["legacy_history"]["default"])
     return Monitor(
         need_gpu=need_gpu,
         gpu_available=devices,
@@ -341,8 +337,16 @@ def _monitor(path: Path, values: dict[str, str]) -> Monitor:
         cache_size=cache_size,
         raw=MappingProxyType(dict(values)),
         runs_per_task=runs_per_task,
-        legacy_history=_BOOLEANS[raw_history.lower()],
+        legacy_history=legacy_history,
     )
+
+
+def _boolean(path: Path, section: str, key: str, raw: str) -> bool:
+    """A boolean value as configparser spells them (True/False, yes/no, on/off, 1/0)."""
+    text = raw.strip()
+    if text.lower() not in _BOOLEANS:
+        raise config_error(path, section, key, f"'{text}' is not a boolean; write True or False")
+    return _BOOLEANS[text.lower()]
 
 
 def _devices(path: Path, raw: str) -> tuple[str, ...]:
