@@ -9,7 +9,6 @@ written as INTEGER and every other value as TEXT, as the original did.
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -23,6 +22,7 @@ import pyarrow as pa
 
 import mosaic
 from mosaic.errors import LegacyError, StoreError, UsageError
+from mosaic.store import run_files
 from mosaic.store.files import atomic_write
 from mosaic.store.layout import HISTORY_KEYS, history_path, last_store
 from mosaic.store.legacy_db import LEGACY_SCHEMA, RESULT_COLUMNS, as_int, is_sqlite, read_legacy
@@ -93,19 +93,15 @@ def _write_sqlite(path: Path, data: dict[str, list[tuple]]) -> None:
 
 
 def write_histories(rows: list[tuple], folder: str | os.PathLike[str]) -> int:
-    """Write ``history_<id>.pt`` files (dict of lists, the original's format, a missing accuracy
-    NaN: the file a run writes with ``[MONITOR] legacy_history = True``); returns how many."""
-    import torch  # only here: the original's history files are torch pickles
-
+    """Write ``history_<id>.pt`` files from the store's ``(run_id, *HISTORY_KEYS)`` rows: the
+    files runs write with ``[MONITOR] legacy_history = True``; returns how many."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    per_run: dict[int, dict[str, list[float]]] = {}
+    per_run: dict[int, list[dict[str, Any]]] = {}
     for run_id, *values in rows:
-        history = per_run.setdefault(run_id, {k: [] for k in HISTORY_KEYS})
-        for key, value in zip(HISTORY_KEYS, values, strict=True):
-            history[key].append(math.nan if value is None else float(value))
-    for run_id, history in per_run.items():
-        atomic_write(history_path(target, run_id), lambda tmp, history=history: torch.save(history, tmp))
+        per_run.setdefault(run_id, []).append(dict(zip(HISTORY_KEYS, values, strict=True)))
+    for run_id, epochs in per_run.items():
+        run_files.write_history(history_path(target, run_id), epochs)
     return len(per_run)
 
 

@@ -42,9 +42,9 @@ from mosaic.exec.train import (
     default_callbacks,
     load_checkpoint,
     save_checkpoint,
-    write_legacy_history,
 )
 from mosaic.store import layout
+from mosaic.store.run_files import write_history
 
 __all__ = ["PipelineError", "RunOutcome", "RunTask", "execute_run", "run_seed"]
 
@@ -446,7 +446,7 @@ def _train_run(task: RunTask, outcome: RunOutcome, started: float, extra: Sequen
         outcome.history = [dict(row) for row in trainer.history]
     checkpoint()
     if task.legacy_history:  # else 'mosaic export --history-dir' writes it from the store when asked
-        write_legacy_history(layout.history_path(run_files, task.run_id), trainer.history)
+        write_history(layout.history_path(run_files, task.run_id), trainer.history)
     outcome.stopped_early = result.stopped_early
     if result.message:
         outcome.message = result.message

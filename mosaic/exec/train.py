@@ -27,7 +27,6 @@ from mosaic.exec import epoch as epoch_totals
 from mosaic.exec import tensor_pack
 from mosaic.exec.accuracy import ACCURACY_RULES, accuracy_counts, resolve_accuracy  # noqa: F401 - re-exported
 from mosaic.store.files import atomic_write
-from mosaic.store.layout import HISTORY_KEYS
 
 #: 2: the optimizer state packed (mosaic.exec.tensor_pack); 1 (read too): as torch gives it.
 CHECKPOINT_FORMAT = 2
@@ -409,15 +408,6 @@ def load_checkpoint(
             group["lr"] = lr
     restore_rng(payload["rng"])
     return {k: v for k, v in payload.items() if k not in ("format", "models", "optimizer", "rng")}
-
-
-def write_legacy_history(path: str | os.PathLike[str], history: Sequence[dict[str, Any]]) -> Path:
-    """The original's ``history_<id>.pt``: a dict of per-epoch lists (a missing accuracy is NaN)."""
-    path = Path(path)
-    data = {
-        key: [math.nan if row.get(key) is None else float(row[key]) for row in history] for key in HISTORY_KEYS
-    }
-    return _atomic_save(data, path)
 
 
 def _atomic_save(obj: Any, path: Path) -> Path:

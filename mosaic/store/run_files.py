@@ -6,15 +6,19 @@ there themselves. To tell, the driver puts a fresh token in the folder's marker 
 (:func:`sees`) writes in place. Any other worker trains in a folder of its own and sends its
 run's files back with the result; the driver writes them here (:func:`receive`): atomically,
 a log appended to the earlier attempts' log. :func:`read` gives a file's bytes to send out
-again (a checkpoint for ``rerun``/``resume``).
+again (a checkpoint for ``rerun``/``resume``). :func:`write_history` writes the original's
+``history_<id>.pt``, for a run (``[MONITOR] legacy_history``) and for ``mosaic export
+--history-dir`` alike.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from mosaic.errors import RunError
 from mosaic.store import layout
@@ -62,3 +66,18 @@ def read(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def write_history(path: str | os.PathLike[str], epochs: Iterable[Mapping[str, Any]]) -> Path:
+    """The original's ``history_<id>.pt`` from a run's per-epoch rows, atomically.
+
+    The file is a dict of per-epoch lists under :data:`~mosaic.store.layout.HISTORY_KEYS`
+    (floats; a missing value, such as the accuracy of a regression, is NaN).
+    """
+    import torch  # only here: the original's history files are torch pickles
+
+    rows = list(epochs)
+    data = {
+        key: [math.nan if row.get(key) is None else float(row[key]) for row in rows] for key in layout.HISTORY_KEYS
+    }
+    return atomic_write(path, lambda tmp: torch.save(data, tmp))
