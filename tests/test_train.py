@@ -292,19 +292,6 @@ def test_checkpoint_restores_torch_rng(tmp_path: Path) -> None:
     assert torch.equal(torch.rand(5), expected)
 
 
-def test_legacy_history_file(tmp_path: Path) -> None:
-    from mosaic.store.run_files import write_history
-
-    history = [
-        {"epoch": 1, "train_loss": 0.5, "test_loss": 0.6, "train_acc": 50.0, "test_acc": None, "seconds": 0.1},
-        {"epoch": 2, "train_loss": 0.4, "test_loss": 0.5, "train_acc": 75.0, "test_acc": None, "seconds": 0.1},
-    ]
-    data = torch.load(write_history(tmp_path / "history_2.pt", history))
-    assert data["train_loss"] == [0.5, 0.4] and data["test_loss"] == [0.6, 0.5]
-    assert data["train_acc"] == [50.0, 75.0]
-    assert all(math.isnan(v) for v in data["test_acc"])
-
-
 def test_a_packed_optimizer_state_comes_back_bit_for_bit(tmp_path: Path) -> None:
     from mosaic.exec import tensor_pack
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from mosaic.exec import transfer
 from mosaic.exec.driver import rerun, run
@@ -21,6 +24,17 @@ def test_driver_writes_what_comes_back_appending_logs(tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == ["checkpoint_3.pt", "output_3.log"]
     assert (folder / "output_3.log").read_bytes() == b"attempt 0\nattempt 1\n"
     assert not (tmp_path / "escape.pt").exists() and not (folder / ".mosaic-run-files").exists()
+
+
+def test_legacy_history_file(tmp_path: Path) -> None:
+    history = [
+        {"epoch": 1, "train_loss": 0.5, "test_loss": 0.6, "train_acc": 50.0, "test_acc": None, "seconds": 0.1},
+        {"epoch": 2, "train_loss": 0.4, "test_loss": 0.5, "train_acc": 75.0, "test_acc": None, "seconds": 0.1},
+    ]
+    data = torch.load(run_files.write_history(tmp_path / "history_2.pt", history))
+    assert data["train_loss"] == [0.5, 0.4] and data["test_loss"] == [0.6, 0.5]
+    assert data["train_acc"] == [50.0, 75.0]
+    assert all(math.isnan(v) for v in data["test_acc"])
 
 
 def test_a_worker_that_does_not_see_the_folder_sends_the_files_back(tmp_path: Path) -> None:
