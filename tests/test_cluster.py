@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import duckdb
+import psutil
 import pytest
 from distributed import Client
 
 from mosaic import cache
 from mosaic.config import load_config
 from mosaic.errors import RunError, UsageError
+from mosaic.exec import worker_start
 from mosaic.exec.cluster import (
     WorkerSetup,
     check_gpu,
@@ -97,6 +100,92 @@ def test_gpu_workers_are_pinned_and_never_share_a_device(sweep_dir: Path) -> Non
         mine = sorted((start, end) for d, start, end in spans if d == device)
         assert len(mine) >= 1
         assert all(later[0] >= earlier[1] for earlier, later in zip(mine, mine[1:], strict=False)), device
+
+
+# -- how local workers start ---------------------------------------------------------------
+def _native_cpu_after_blas() -> float:
+    """CPU seconds of this process's non-Python threads after some numpy BLAS work: an
+    OpenBLAS pool (started in the fork server without Dask's one-thread environment) does it."""
+    import threading
+
+    import numpy as np
+
+    square = np.ones((600, 600))
+    for _ in range(8):
+        square @ square
+    python = {t.native_id for t in threading.enumerate()}
+    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id not in python)
+
+
+def _process_facts() -> dict[str, Any]:
+    import torch
+
+    return {
+        "parent": os.getppid(),
+        "late": os.environ.get("MOSAIC_TEST_LATE"),
+        "torch_threads": torch.get_num_threads(),
+        "native_cpu": _native_cpu_after_blas(),
+    }
+
+
+def test_cpu_workers_are_forked_from_one_preloaded_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local CPU workers fork from multiprocessing's fork server (torch imported there once),
+    which started with Dask's pre-spawn environment; each still sees the driver's environment
+    as it is when the cluster starts, as a spawned worker would."""
+    monkeypatch.delenv(worker_start.ENV, raising=False)
+    assert worker_start.prepare() == "forkserver"  # the server runs from here on (once per process)
+    monkeypatch.setenv("MOSAIC_TEST_LATE", "seen")
+    cluster = start_local_cluster(2, setup=WorkerSetup(torch_threads=1))
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            facts = list(client.run(_process_facts).values())
+    finally:
+        cluster.close()
+    assert len(facts) == 2
+    server = psutil.Process(facts[0]["parent"])
+    assert "multiprocessing.forkserver" in " ".join(server.cmdline())
+    assert all(f["parent"] == server.pid for f in facts)
+    assert server.environ().get("OPENBLAS_NUM_THREADS") == server.environ().get("OMP_NUM_THREADS") == "1"
+    assert [(f["late"], f["torch_threads"]) for f in facts] == [("seen", 1)] * 2
+    assert max(f["native_cpu"] for f in facts) < 0.02, facts
+
+
+def test_how_workers_start_follows_the_environment_and_dask(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(worker_start.ENV, raising=False)
+    assert worker_start.start_method() == "forkserver"
+    assert worker_start.start_method(gpu=True) == "spawn"  # CUDA and a fork server do not mix
+    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}):
+        assert worker_start.start_method() == "fork"  # the user's own Dask setting
+    monkeypatch.setenv(worker_start.ENV, " Spawn ")
+    assert worker_start.start_method() == "spawn" and worker_start.worker_environment("spawn") is None
+    monkeypatch.setenv(worker_start.ENV, "threads")
+    with pytest.raises(UsageError, match=r"MOSAIC_WORKER_START='threads'.*'forkserver' or 'spawn'"):
+        worker_start.start_method()
+
+
+def test_the_fork_server_can_be_stopped_and_waited_for() -> None:
+    """In a process of its own (a nanny of this session's clusters watches its worker through
+    the server): after ``stop_server`` the server is gone, reaped, and a new one starts."""
+    code = """
+import psutil
+from mosaic.exec import worker_start
+
+def servers():
+    return [p for p in psutil.Process().children() if 'multiprocessing.forkserver' in ' '.join(p.cmdline())]
+
+assert worker_start.prepare() == 'forkserver'
+first = servers()
+worker_start.stop_server()
+gone = [p.pid for p in first if psutil.pid_exists(p.pid)]
+worker_start.prepare()
+again = servers()
+print(len(first), gone, len(again), again[0].pid != first[0].pid)
+worker_start.stop_server()
+"""
+    env = {k: v for k, v in os.environ.items() if k != worker_start.ENV}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "[]", "1", "True"]
 
 
 # -- a remote cluster: `dask scheduler` + two `dask worker` processes ---------------------------

@@ -108,6 +108,11 @@ def test_cli_run_exit_codes(sweep_dir: Path, tmp_path: Path) -> None:
     assert refused.returncode == 2 and "'fast' is not a number" in refused.stderr
     assert refused.stderr.count("\n") == 1 and not (tmp_path / "never").exists()
 
+    config.write_text(config.read_text().replace("lr = fast", "lr = 1e-2"))
+    refused = mosaic_cli("run", config, tmp_path / "never", env={**os.environ, "MOSAIC_WORKER_START": "threads"})
+    assert refused.returncode == 2 and "MOSAIC_WORKER_START='threads'" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and not (tmp_path / "never").exists()
+
 
 def test_cli_ctrl_c_leaves_a_readable_store(sweep_dir: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"

@@ -32,6 +32,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from mosaic.config import Monitor
 from mosaic.errors import RunError, UsageError
+from mosaic.exec import worker_start
 from mosaic.exec.dashboard import (
     PAGE,
     Announcer,
@@ -187,7 +188,7 @@ class WorkerSetup(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         """Pin the device, set torch threads and the cache, import the runner and warm torch up."""
         if self.quick_exit:
-            atexit.register(_exit_at_once)  # runs first: atexit calls the latest registered first
+            atexit.register(worker_start.exit_at_once)  # runs first: atexit calls the latest registered first
         if self.cache_dir is not None:
             from mosaic import cache
 
@@ -204,7 +205,7 @@ class WorkerSetup(WorkerPlugin):
                 torch.set_num_threads(self.torch_threads)
             if device and device.startswith("cuda") and torch.cuda.is_available():
                 torch.cuda.set_device(device)
-            _warm_up(torch)
+            worker_start.warm_up(torch)
         with contextlib.suppress(Exception):
             importlib.import_module("mosaic.exec.runner")
 
@@ -245,23 +246,6 @@ class MosaicPlugin(WorkerPlugin):
                 sys.path.append(path)
         if self.prepare is not None:
             self.prepare.setup(worker)
-
-
-def _exit_at_once() -> None:
-    """End this process now, without the interpreter's teardown (see WorkerSetup.quick_exit)."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
-
-
-def _warm_up(torch: Any) -> None:
-    """One optimizer step on a toy model: torch's lazy imports (about 2 s on the first
-    ``step()``) then happen here instead of inflating the first runs' execution_time."""
-    layer = torch.nn.Linear(2, 1)
-    optimizer = torch.optim.Adam(layer.parameters())
-    layer(torch.ones(1, 2)).sum().backward()
-    optimizer.step()
 
 
 @dataclass
@@ -335,13 +319,18 @@ def start_local_cluster(
 ) -> LocalCluster:
     """An embedded cluster: ``workers`` processes of one thread on 127.0.0.1, set up by ``setup``.
 
-    Worker processes are spawned: a script calling ``mosaic.run`` needs the usual
-    ``if __name__ == "__main__":`` guard.
+    Worker processes are forked from a preloaded server where the platform allows, else
+    spawned (GPU workers, see :mod:`mosaic.exec.worker_start`); either way a script calling
+    ``mosaic.run`` needs the usual ``if __name__ == "__main__":`` guard. A worker that
+    replaces a dead one is spawned.
     """
+    method = worker_start.prepare(gpu=bool(resources and resources.get(GPU)))
     # the scheduler's HTTP server (the dashboard when bokeh is installed) on a free loopback port
     dashboard_address = "127.0.0.1:0"
-    with dask.config.set({**LOCAL_SCHEDULER_CONFIG, **LOCAL_WORKER_CONFIG}):
+    settings = {**LOCAL_SCHEDULER_CONFIG, **LOCAL_WORKER_CONFIG, "distributed.worker.multiprocessing-method": method}
+    with dask.config.set(settings):
         return _LocalCluster(
+            env=worker_start.worker_environment(method),
             n_workers=workers,
             threads_per_worker=1,
             processes=True,

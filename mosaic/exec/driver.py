@@ -16,7 +16,7 @@ from mosaic import schemas
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import SelectionError, UsageError
-from mosaic.exec import control
+from mosaic.exec import control, worker_start
 from mosaic.exec.cluster import (
     check_gpu,
     plan_workers,
@@ -194,7 +194,8 @@ def _recorded_process(store: Store, ids: Sequence[int]) -> dict[int, dict[str, s
 
 
 def _precheck(config: Config, client: Any, scheduler: Any, scheduler_file: Any, workers: int | None) -> None:
-    """Refuse before anything is written: no CUDA for need_gpu, a bad --workers."""
+    """Refuse before anything is written: no CUDA for need_gpu, a bad --workers or MOSAIC_WORKER_START."""
     if client is None and scheduler is None and scheduler_file is None:
         plan_workers(config.monitor, workers)
         check_gpu(config.monitor)
+        worker_start.start_method(gpu=config.monitor.need_gpu)
