@@ -18,6 +18,8 @@ machine, and Mosaic's extra CPU (driver, scheduler, event loops) is what costs w
 - ``r960``: 960 runs x 1 epoch, 40 samples (target <= 1.25)
 - ``a``: 24 runs x 50 epochs, 200 samples, the tutorial sweep (target <= 1.10)
 - ``b``: 240 runs x 5 epochs, 200 samples (target <= 1.25)
+- ``s6``: 6 runs x 1 epoch, 40 samples: the start and end of a sweep against the pool's (no
+  target; not in the default list)
 - ``c``: 10,000 one-epoch runs of 10 samples, batch 2: the driver's peak memory (max RSS
   of the driver process, which also hosts the scheduler, and the tracemalloc peak of what
   the sweep allocated, imports excluded) and the Parquet files left per table.
@@ -250,21 +252,22 @@ def memory(folder: Path, *, runs: int, workers: int) -> dict[str, Any]:
     return {"runs": multiplicity * 6, "wall_s": seconds, **report}
 
 
-#: workload -> (label, runs per model and width (6 of them), epochs, samples, target ratio)
-WORKLOADS: dict[str, tuple[str, int, int, int, float]] = {
+#: workload -> (label, runs per model and width (6 of them), epochs, samples, target ratio or None)
+WORKLOADS: dict[str, tuple[str, int, int, int, float | None]] = {
     "t30": ("24 x 30 tiny runs", 4, 30, 160, 1.10),
     "r960": ("960 x 1-epoch runs", 160, 1, 40, 1.25),
     "a": ("(a) tutorial sweep", 4, 50, 200, 1.10),
     "b": ("(b) many short runs", 40, 5, 200, 1.25),
+    "s6": ("6 one-epoch runs (start and end)", 1, 1, 40, None),
 }
-QUICK: dict[str, tuple[int, int]] = {"t30": (1, 10), "r960": (16, 1), "a": (1, 5), "b": (4, 5)}
+QUICK: dict[str, tuple[int, int]] = {"t30": (1, 10), "r960": (16, 1), "a": (1, 5), "b": (4, 5), "s6": (1, 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
     parser.add_argument("--workload", "--only", dest="workload", default="t30,r960,a,b,c",
-                        help="comma-separated: t30, r960, a, b, c (default: all)")
+                        help="comma-separated: t30, r960, a, b, c, s6 (default: t30, r960, a, b, c)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs-c", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="alternate raw and mosaic N times; medians")
@@ -319,11 +322,12 @@ def _uptime() -> str:
 
 
 def _row(name: str, part: dict[str, Any]) -> str:
-    met = "yes" if max(part["ratio"], part["pair_ratio"]) <= part["target"] else "no"
+    target = part["target"]
+    met = "-" if target is None else "yes" if max(part["ratio"], part["pair_ratio"]) <= target else "no"
     return (
         f"| {name} | {part['runs']} x {part['epochs']} | {part['samples']} | {part['raw_s']:.1f} | "
         f"{part['mosaic_s']:.1f} | {part['ratio']:.3f} | {part['pair_ratio']:.3f} | {part['cpu_ratio']:.3f} | "
-        f"{part['target']:.2f} | {met} | {part['overhead_ms']:.0f} |"
+        f"{'-' if target is None else f'{target:.2f}'} | {met} | {part['overhead_ms']:.0f} |"
     )
 
 
