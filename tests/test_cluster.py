@@ -128,6 +128,7 @@ def _process_facts() -> dict[str, Any]:
     }
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork from a server on Linux only")
 def test_cpu_workers_are_forked_from_one_preloaded_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Local CPU workers fork from multiprocessing's fork server (torch imported there once),
     which started with Dask's pre-spawn environment; each still sees the driver's environment
@@ -152,7 +153,7 @@ def test_cpu_workers_are_forked_from_one_preloaded_server(monkeypatch: pytest.Mo
 
 def test_how_workers_start_follows_the_environment_and_dask(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(worker_start.ENV, raising=False)
-    assert worker_start.start_method() == "forkserver"
+    assert worker_start.start_method() == ("forkserver" if sys.platform.startswith("linux") else "spawn")
     assert worker_start.start_method(gpu=True) == "spawn"  # CUDA and a fork server do not mix
     with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}):
         assert worker_start.start_method() == "fork"  # the user's own Dask setting
@@ -163,6 +164,7 @@ def test_how_workers_start_follows_the_environment_and_dask(monkeypatch: pytest.
         worker_start.start_method()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork from a server on Linux only")
 def test_the_fork_server_can_be_stopped_and_waited_for() -> None:
     """In a process of its own (a nanny of this session's clusters watches its worker through
     the server): after ``stop_server`` the server is gone, reaped, and a new one starts."""

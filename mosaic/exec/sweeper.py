@@ -88,7 +88,7 @@ class Sweep:
                 **where: Any) -> SweepSummary:
         """``claim``: held while the runs are planned and recorded (resume: one owner per run).
 
-        An embedded cluster starts (workers spawn, import torch, warm up: seconds) while the
+        An embedded cluster starts (workers fork or spawn, then warm up: seconds) while the
         runs are planned and recorded; an existing one is reached first, so that an
         unreachable scheduler leaves nothing written.
         """

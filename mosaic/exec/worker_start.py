@@ -2,8 +2,8 @@
 
 A spawned worker is a fresh interpreter that imports distributed and torch, then torch's
 lazy optimizer imports, before its first run: ~3 CPU s per worker, on the cores the first
-runs need, and again for every worker that replaces a dead one. Where the platform has it
-(Linux, macOS), the embedded cluster instead starts multiprocessing's fork server once per
+runs need, and again for every worker that replaces a dead one. On Linux the embedded
+cluster instead starts multiprocessing's fork server once per
 driver process with those imports done (:data:`PRELOAD`), and Dask's nannies fork each
 worker from it (issue 11: the first run starts ~1.2 s sooner on 2 cores).
 
@@ -16,9 +16,10 @@ the worker starts (a nanny ``env``), as a spawned worker would see it.
 
 GPU workers are spawned: a fork server that had touched CUDA (a library calling
 ``torch.cuda.is_available()`` at import is enough) would hand its children a CUDA they
-cannot use, and a GPU worker's start is small beside its runs. ``MOSAIC_WORKER_START=spawn``
-keeps Dask's own way for CPU workers too, as does a ``distributed.worker.multiprocessing-method``
-set to anything but ``spawn``.
+cannot use, and a GPU worker's start is small beside its runs. Elsewhere workers are spawned unless ``MOSAIC_WORKER_START=forkserver`` (macOS has
+it, but forking once Apple's frameworks are loaded is known to crash; untested here).
+``MOSAIC_WORKER_START=spawn`` keeps Dask's own way on Linux too, as does a
+``distributed.worker.multiprocessing-method`` set to anything but ``spawn``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ import dask
 
 from mosaic.errors import UsageError
 
-#: The environment variable choosing how workers start: forkserver (default where available) or spawn.
+#: The environment variable choosing how CPU workers start: forkserver (default on Linux) or spawn.
 ENV = "MOSAIC_WORKER_START"
 #: Imported once by the fork server: what every worker needs before its first run. No module
-#: here may start a thread or touch CUDA at import (a forked child has neither).
+#: here may touch CUDA, or start a thread beyond numpy's BLAS pool (which the server's
+#: one-thread environment keeps from starting), at import: a forked child has neither.
 PRELOAD = ("distributed", "torch", "torch.optim", "torch._dynamo", "mosaic.exec.runner")
 _METHODS = ("forkserver", "spawn")
 _at_exit: list[object] = []  # stop_server registered with atexit (once)
@@ -57,10 +59,11 @@ def start_method(gpu: bool = False) -> str:
     configured = dask.config.get("distributed.worker.multiprocessing-method", "spawn")
     if not chosen and configured != "spawn":  # the user's own Dask setting
         return str(configured)
-    method = chosen or "forkserver"
-    if method == "forkserver" and (gpu or "forkserver" not in multiprocessing.get_all_start_methods()):
+    if chosen == "spawn" or gpu or "forkserver" not in multiprocessing.get_all_start_methods():
         return "spawn"
-    return method
+    if not chosen and not sys.platform.startswith("linux"):
+        return "spawn"  # macOS: forking after its frameworks load is unsafe; MOSAIC_WORKER_START=forkserver to try
+    return "forkserver"
 
 
 def prepare(gpu: bool = False) -> str:
