@@ -3,9 +3,9 @@
 A spawned worker is a fresh interpreter that imports distributed and torch, then torch's
 lazy optimizer imports, before its first run: ~3 CPU s per worker, on the cores the first
 runs need, and again for every worker that replaces a dead one. On Linux the embedded
-cluster instead starts multiprocessing's fork server once per
-driver process with those imports done (:data:`PRELOAD`), and Dask's nannies fork each
-worker from it (issue 11: the first run starts ~1.2 s sooner on 2 cores).
+cluster instead starts multiprocessing's fork server once per driver process with those
+imports done (:data:`PRELOAD`), and Dask's nannies fork each worker from it (issue 11: on 2
+cores the first runs start ~0.8 s sooner, and a short sweep uses ~4 CPU s less).
 
 The server starts with the environment Dask gives a spawned worker
 (``distributed.nanny.pre-spawn-environ``: one OpenMP/BLAS thread, a fixed hash seed), set
@@ -16,10 +16,11 @@ the worker starts (a nanny ``env``), as a spawned worker would see it.
 
 GPU workers are spawned: a fork server that had touched CUDA (a library calling
 ``torch.cuda.is_available()`` at import is enough) would hand its children a CUDA they
-cannot use, and a GPU worker's start is small beside its runs. Elsewhere workers are spawned unless ``MOSAIC_WORKER_START=forkserver`` (macOS has
-it, but forking once Apple's frameworks are loaded is known to crash; untested here).
-``MOSAIC_WORKER_START=spawn`` keeps Dask's own way on Linux too, as does a
-``distributed.worker.multiprocessing-method`` set to anything but ``spawn``.
+cannot use, and a GPU worker's start is small beside its runs. On other systems workers are
+spawned unless ``MOSAIC_WORKER_START=forkserver`` (macOS has a fork server, but forking once
+Apple's frameworks are loaded is known to crash; untested here). ``MOSAIC_WORKER_START=spawn``
+keeps Dask's own way on Linux too, as does a ``distributed.worker.multiprocessing-method``
+set to anything but ``spawn``.
 """
 
 from __future__ import annotations
