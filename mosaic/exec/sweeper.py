@@ -20,7 +20,7 @@ from typing import Any
 from distributed import as_completed
 
 from mosaic.config import Config, Process
-from mosaic.exec import control, transfer, worker_start
+from mosaic.exec import control, transfer
 from mosaic.exec.batching import BatchSizer
 from mosaic.exec.cluster import (
     Cluster,
@@ -147,7 +147,6 @@ class Sweep:
         cannot run fails before anything is written); its events wait for :meth:`_started`."""
         check_gpu(self.config.monitor)
         plan_workers(self.config.monitor, where.get("workers"))
-        worker_start.start_method(gpu=self.config.monitor.need_gpu)
         events: list[Event] = []
         pool = ThreadPoolExecutor(1, thread_name_prefix="mosaic-cluster")
         future = pool.submit(open_cluster, self.config.monitor, on_event=events.append, **where)

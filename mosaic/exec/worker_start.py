@@ -45,7 +45,6 @@ ENV = "MOSAIC_WORKER_START"
 #: one-thread environment keeps from starting), at import: a forked child has neither.
 PRELOAD = ("distributed", "torch", "torch.optim", "torch._dynamo", "mosaic.exec.runner")
 _METHODS = ("forkserver", "spawn")
-_at_exit: list[object] = []  # stop_server registered with atexit (once)
 
 
 def start_method(gpu: bool = False) -> str:
@@ -62,9 +61,8 @@ def start_method(gpu: bool = False) -> str:
         return str(configured)
     if chosen == "spawn" or gpu or "forkserver" not in multiprocessing.get_all_start_methods():
         return "spawn"
-    if not chosen and not sys.platform.startswith("linux"):
-        return "spawn"  # macOS: forking after its frameworks load is unsafe; MOSAIC_WORKER_START=forkserver to try
-    return "forkserver"
+    # elsewhere (macOS) forking once its frameworks are loaded is unsafe: only when asked
+    return "forkserver" if chosen or sys.platform.startswith("linux") else "spawn"
 
 
 def prepare(gpu: bool = False) -> str:
@@ -79,9 +77,8 @@ def prepare(gpu: bool = False) -> str:
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
-    if not _at_exit:
-        atexit.register(stop_server)
-        _at_exit.append(stop_server)
+    atexit.unregister(stop_server)  # registered once, however many clusters start
+    atexit.register(stop_server)
     return method
 
 
