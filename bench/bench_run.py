@@ -107,7 +107,7 @@ def _mosaic_main(config: str, store: str, tracemalloc_on: bool) -> None:
     import tracemalloc
 
     import mosaic
-    import mosaic.exec.driver  # noqa: F401 - imports (torch, dask) are not the sweep's memory
+    import mosaic.exec.driver.commands  # noqa: F401 - imports (torch, dask) are not the sweep's memory
 
     if tracemalloc_on:
         tracemalloc.start()
@@ -182,7 +182,7 @@ def _raw_main(spec: str) -> None:
 
 def raw_jobs(*, runs_per_model_width: int, epochs: int, data_size: int, batch: int, workers: int) -> list[dict[str, Any]]:
     """The same trainings as the Mosaic sweep, in the sweep's order."""
-    from mosaic.exec.cluster import available_cores
+    from mosaic.exec.cluster.workers import available_cores
 
     threads = max(1, available_cores() // workers)
     return [

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_run import TUTORIAL, raw_train  # noqa: E402
 
-from mosaic.exec.runner import RunTask, execute_run  # noqa: E402
+from mosaic.exec.training.run import RunTask, execute_run  # noqa: E402
 
 
 def tasks(runs: int, epochs: int, data_size: int, batch: int, run_files: str) -> list[RunTask]:

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import mosaic
+from mosaic.console import console_progress, console_watch
 from mosaic.errors import MosaicError
-from mosaic.exec.progress import console_progress, console_watch
-
-Handler = Callable[[argparse.Namespace, Callable[..., Any]], int]
 
 #: subcommand -> public function of mosaic it calls (tests keep this honest)
 COMMANDS: dict[str, str] = {}

@@ -16,11 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mosaic import schemas
+from mosaic import classpath, schemas
 from mosaic.errors import config_error
-
-#: A value after parsing: one plain string, a range (ints) or a list (strings).
-Value = str | tuple[int, ...] | tuple[str, ...]
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*-\s*(\d+)\s*\}")
 _TEMPLATE = re.compile(r"\{(\w+)\}")
@@ -440,13 +437,11 @@ def _range(path: Path, section: str, key: str, text: str) -> tuple[int, ...]:
 
 def resolve_class_path(config_path: Path, section: str, key: str, raw: str) -> Path:
     """Find a class file: relative to the config's folder first, then the current directory."""
-    candidate = Path(raw).expanduser()
-    tried = [candidate] if candidate.is_absolute() else [config_path.parent / candidate, Path.cwd() / candidate]
-    for option in tried:
-        if option.is_file():
-            return option.resolve()
-    places = " or ".join(str(t) for t in dict.fromkeys(tried))
-    raise config_error(config_path, section, key, f"'{raw}' not found (looked at {places}); fix the path")
+    found = classpath.find_class_file(raw, config_path.parent)
+    if found is None:
+        places = classpath.looked_at(raw, config_path.parent)
+        raise config_error(config_path, section, key, f"'{raw}' not found (looked at {places}); fix the path")
+    return found
 
 
 def check_class_defined(config_path: Path, section: str, key: str, file: Path, class_name: str) -> None:

@@ -38,7 +38,8 @@ def dask_client():
     """
     from distributed import Client
 
-    from mosaic.exec.cluster import WorkerSetup, start_local_cluster
+    from mosaic.exec.cluster.local import start_local_cluster
+    from mosaic.exec.cluster.plugins import WorkerSetup
 
     cluster = start_local_cluster(2, setup=WorkerSetup(torch_threads=1))
     client = Client(cluster, set_as_default=False)

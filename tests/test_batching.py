@@ -1,4 +1,4 @@
-"""Short runs share Dask tasks (mosaic.exec.batching) and record exactly what they record alone."""
+"""Short runs share Dask tasks (mosaic.exec.driver.batching) and record exactly what they record alone."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 import mosaic
 from mosaic.errors import ConfigError
-from mosaic.exec.batching import MAX_BATCH, BatchSizer
-from mosaic.exec.driver import run
-from mosaic.exec.progress import Event
+from mosaic.exec.driver.batching import MAX_BATCH, BatchSizer
+from mosaic.exec.driver.commands import run
+from mosaic.exec.wire.events import Event
 
 
 def test_sizes_start_at_one_then_fill_about_a_second() -> None:

@@ -19,16 +19,12 @@ from distributed import Client
 from mosaic import cache
 from mosaic.config import load_config
 from mosaic.errors import RunError, UsageError
-from mosaic.exec import worker_start
-from mosaic.exec.cluster import (
-    WorkerSetup,
-    check_gpu,
-    device_for,
-    open_cluster,
-    plan_workers,
-    start_local_cluster,
-)
-from mosaic.exec.driver import run
+from mosaic.exec.cluster import worker_start
+from mosaic.exec.cluster.connect import open_cluster
+from mosaic.exec.cluster.local import start_local_cluster
+from mosaic.exec.cluster.plugins import WorkerSetup
+from mosaic.exec.cluster.workers import check_gpu, device_for, plan_workers
+from mosaic.exec.driver.commands import run
 from tests.conftest import stop_processes
 
 DASK = Path(sys.executable).parent / "dask"
@@ -170,7 +166,7 @@ def test_the_fork_server_can_be_stopped_and_waited_for() -> None:
     the server): after ``stop_server`` the server is gone, reaped, and a new one starts."""
     code = """
 import psutil
-from mosaic.exec import worker_start
+from mosaic.exec.cluster import worker_start
 
 def servers():
     return [p for p in psutil.Process().children() if 'multiprocessing.forkserver' in ' '.join(p.cmdline())]

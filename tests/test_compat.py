@@ -23,11 +23,12 @@ import torch
 import mosaic
 from mosaic import cache
 from mosaic.config import load_config
-from mosaic.errors import UsageError
-from mosaic.exec.cluster import cache_settings, open_cluster
-from mosaic.exec.loss import AlignedLoss, alignment
-from mosaic.exec.runner import RunTask, execute_run
-from mosaic.exec.train import Chain, TrainingError, load_checkpoint, save_checkpoint
+from mosaic.errors import TrainingError, UsageError
+from mosaic.exec.cluster.connect import cache_settings, open_cluster
+from mosaic.exec.training.checkpoints import load_checkpoint, save_checkpoint
+from mosaic.exec.training.loop import Chain
+from mosaic.exec.training.loss import AlignedLoss, alignment
+from mosaic.exec.training.run import RunTask, execute_run
 
 EXAMPLES = Path(__file__).resolve().parent / "data" / "original_examples"
 OR_TABLE = b"0,0,0\n0,1,1\n1,0,1\n1,1,1\n"

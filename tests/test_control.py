@@ -16,9 +16,11 @@ import pytest
 
 import mosaic
 from mosaic.errors import RunError, UsageError
-from mosaic.exec.control import last_store, pause, read_sidecar, status
-from mosaic.exec.driver import resume, run
-from mosaic.exec.progress import Event
+from mosaic.exec.driver.commands import resume, run
+from mosaic.exec.driver.pause import pause, read_sidecar
+from mosaic.exec.driver.status import status
+from mosaic.exec.wire.events import Event
+from mosaic.store.layout import last_store
 from mosaic.store.writer import Store
 
 BIN = Path(sys.executable).parent
@@ -150,7 +152,7 @@ def _runs_or_nothing(store: Path) -> list[Any]:
 
 def test_pause_file_is_legacy_json(sweep_dir: Path, tmp_path: Path) -> None:
     from mosaic.config import load_config
-    from mosaic.exec.control import write_pause_file
+    from mosaic.exec.driver.pause import write_pause_file
 
     config = load_config(sweep_dir / "tiny.ini")
     pipelines = mosaic.generate(config)[:1]

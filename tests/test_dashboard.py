@@ -9,9 +9,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mosaic.exec.dashboard import MosaicPage, run_key, sweep_topic
-from mosaic.exec.driver import run
-from mosaic.exec.progress import Event
+from mosaic.exec.cluster.page import MosaicPage
+from mosaic.exec.driver.commands import run
+from mosaic.exec.wire.events import Event, run_key, sweep_topic
 
 
 def fetch(url: str, tries: int = 20) -> tuple[int, bytes]:
@@ -88,7 +88,7 @@ def test_page_keeps_the_latest_epoch_and_state_of_each_run() -> None:
 def test_the_embedded_dashboard_is_built_on_its_first_visit(dask_client: Any) -> None:
     """The embedded scheduler starts without Dask's bokeh pages (~1.3 s of CPU before the first
     run, issue 11); the first visit builds them and is redirected to the page asked for."""
-    from mosaic.exec.dashboard import LazyDashboard
+    from mosaic.exec.cluster.page import LazyDashboard
 
     def applications(dask_scheduler: Any) -> list[str]:
         return [type(app).__name__ for app in dask_scheduler.http_application.applications]

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import mosaic
+from mosaic.console import console_progress
 from mosaic.errors import ConfigError
-from mosaic.exec.driver import rerun, run
-from mosaic.exec.progress import Event, console_progress
+from mosaic.exec.driver.commands import rerun, run
+from mosaic.exec.wire.events import Event
 from mosaic.store.selection import Selection
 from mosaic.store.writer import Store
 

@@ -27,13 +27,14 @@ import pytest
 
 import mosaic
 from mosaic.errors import UsageError
-from mosaic.exec.control import status
-from mosaic.exec.driver import run
-from mosaic.exec.progress import Event
-from mosaic.exec.sweeper import Sweep
+from mosaic.exec.driver.commands import run
+from mosaic.exec.driver.ledger import RunLedger
+from mosaic.exec.driver.status import status
+from mosaic.exec.driver.sweep import Sweep
+from mosaic.exec.wire.events import Event, RunEvent
 from mosaic.store.layout import is_store
 from mosaic.store.records import PlannedRun, SweepRecords
-from mosaic.store.writer import Store
+from mosaic.store.writer import Store, now
 
 BIN = Path(sys.executable).parent
 DEADLINE_S = 120
@@ -301,12 +302,13 @@ def test_a_result_lost_with_its_worker_is_collected_again(sweep_dir: Path, tmp_p
     events: list[Event] = []
     sweep = Sweep(store, "run", mosaic.load_config(write_config(sweep_dir, "c.ini")), events.append)
     sweep.sweep_id = store.new_sweep_id()
-    sweep.records = SweepRecords(store, sweep.sweep_id, "run", sweep.config, sweep.started, seed=lambda run_id: 1)
-    sweep.seen[1] = {"worker": "somehost:4242", "device": "cpu"}
+    sweep.records = SweepRecords(store, sweep.sweep_id, "run", sweep.config, now(), seed=lambda run_id: 1)
+    sweep.ledger = RunLedger(sweep.records)
+    sweep.starts.seen[1] = RunEvent.start(1, "a-task", "somehost:4242", "cpu")
     planned = PlannedRun(1, 0, [], 2, total=2)
-    assert sweep._collect(future, [planned], collections.Counter()) == [planned]
+    assert sweep._collect(future, [planned]) == [planned]
     future.release()
-    assert not sweep.records.buffer.get("runs") and sweep.lost == {1}
+    assert not sweep.records.buffer.get("runs") and sweep.policy.lost == {1}
     assert "lost with worker somehost:4242" in events[-1].text
     task = sweep._task(planned)
     assert task.resume and task.until == 2  # continues from its checkpoint to the planned total

@@ -21,8 +21,8 @@ import duckdb
 import pytest
 from distributed import Client
 
-from mosaic.exec.driver import rerun, run
-from mosaic.exec.progress import Event
+from mosaic.exec.driver.commands import rerun, run
+from mosaic.exec.wire.events import Event
 from mosaic.store.selection import Selection
 from tests.conftest import CLASSES_DRIVER, TUTORIAL, stop_processes
 from tests.test_cluster import latest_runs

@@ -110,7 +110,7 @@ def test_the_checker_sees_imports_inside_functions_and_cycles(tmp_path: Path) ->
 
 def test_no_import_cycle_counting_imports_inside_functions() -> None:
     graph = _graph()
-    assert "mosaic.store.reader" in graph and graph["mosaic.exec.driver"]
+    assert "mosaic.store.reader" in graph and graph["mosaic.exec.driver.commands"]
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph) or [])}"
 
 

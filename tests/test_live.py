@@ -11,9 +11,9 @@ from pypdf import PdfReader
 
 from mosaic.analysis.report import plotloss
 from mosaic.cli import main
-from mosaic.exec.control import status, watch_status
-from mosaic.exec.driver import run
-from mosaic.exec.live import LiveHistory
+from mosaic.exec.driver.commands import run
+from mosaic.exec.driver.live import LiveHistory
+from mosaic.exec.driver.status import status, watch_status
 from mosaic.store.records import history_rows
 from mosaic.store.session import open_store
 from mosaic.store.writer import Store, now

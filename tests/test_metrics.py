@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mosaic.exec import metrics
+from mosaic.exec.training import metrics
 
 LEGACY_RUNS = Path(__file__).parent / "data" / "classes_worker" / "legacy_runs"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from mosaic.exec.runner import RunTask, execute_run
+from mosaic.exec.training.run import RunTask, execute_run
 
 DATA = Path(__file__).parent / "data"
 CLASSES = DATA / "pinned" / "classes.py"
@@ -97,7 +97,7 @@ def test_the_cases_cover_what_they_claim() -> None:
 
 @pytest.mark.parametrize("name", ["classes_batch1", "binary_batch4_partial", "regression_batch3_partial"])
 def test_losses_are_unchanged_when_reduced_every_two_batches(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mosaic.exec import epoch
+    from mosaic.exec.training import epoch
 
     monkeypatch.setattr(epoch, "CHUNK_BATCHES", 2)
     pinned = json.loads(PINNED.read_text())[name]

@@ -16,8 +16,8 @@ import torch
 from mosaic.analysis.sql import query
 from mosaic.cli import build_parser
 from mosaic.errors import ConfigError
-from mosaic.exec import tensor_pack
-from mosaic.exec.driver import rerun, run
+from mosaic.exec.driver.commands import rerun, run
+from mosaic.exec.training import tensor_pack
 from mosaic.rerun_config import load_rerun_config, rerun_process
 from mosaic.store.layout import checkpoint_path
 from mosaic.store.selection import Selection

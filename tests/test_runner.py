@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import torch
 
-from mosaic.exec import runner
-from mosaic.exec.runner import RunTask, execute_run, run_seed
+from mosaic.exec.training import user_classes as runner
+from mosaic.exec.training.run import RunTask, execute_run, run_seed
 from mosaic.sweep import generate
 
 CLASSES = Path(__file__).parent / "data" / "classes_worker" / "classes.py"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mosaic.exec import sources
-from mosaic.exec.runner import PipelineError, execute_run, import_class
-from mosaic.exec.sources import bundle_sources, locate, materialize
+from mosaic.exec.training.run import PipelineError, execute_run
+from mosaic.exec.training.user_classes import import_class
+from mosaic.exec.wire import sources
+from mosaic.exec.wire.sources import bundle_sources, locate, materialize
 from tests.test_runner import make_task, section
 
 MODEL = """

@@ -11,19 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from mosaic.exec import train
-from mosaic.exec.runner import RunTask, execute_run
-from mosaic.exec.train import (
-    Callback,
-    Chain,
-    EarlyStopping,
-    NonFiniteLoss,
-    StopTraining,
-    Trainer,
-    TrainingError,
-    accuracy_counts,
-    resolve_accuracy,
-)
+from mosaic.errors import StopTraining, TrainingError
+from mosaic.exec.training import callbacks as train_callbacks
+from mosaic.exec.training import checkpoints
+from mosaic.exec.training.accuracy import accuracy_counts, resolve_accuracy
+from mosaic.exec.training.callbacks import EarlyStopping, NonFiniteLoss
+from mosaic.exec.training.loop import Chain, Trainer
+from mosaic.exec.training.run import RunTask, execute_run
+from mosaic.exec.wire.callbacks import Callback
 
 CLASSES = Path(__file__).parent / "data" / "classes_worker" / "classes.py"
 
@@ -104,8 +99,8 @@ def test_non_finite_loss() -> None:
 
 
 def test_default_callbacks() -> None:
-    assert [type(c) for c in train.default_callbacks()] == [NonFiniteLoss]
-    assert [type(c) for c in train.default_callbacks(3)] == [NonFiniteLoss, EarlyStopping]
+    assert [type(c) for c in train_callbacks.default_callbacks()] == [NonFiniteLoss]
+    assert [type(c) for c in train_callbacks.default_callbacks(3)] == [NonFiniteLoss, EarlyStopping]
 
 
 class Recorder(Callback):
@@ -241,7 +236,7 @@ def test_epoch_reduction_matches_batch_by_batch(shapes: str) -> None:
 
 
 def test_epoch_reduction_over_several_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mosaic.exec import epoch
+    from mosaic.exec.training import epoch
 
     g = torch.Generator().manual_seed(5)
     loader = [(torch.rand(2, 1, generator=g), torch.randint(0, 2, (2, 1), generator=g).float()) for _ in range(7)]
@@ -265,7 +260,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     trainer = Trainer(chain, torch.nn.MSELoss(), optimizer, "cpu")
     train_loader, test_loader = tiny_loaders()
     trainer.fit(train_loader, test_loader, epochs=2)
-    path = train.save_checkpoint(tmp_path / "checkpoint_9.pt", chain, optimizer, lambda i: str(tmp_path / f"m_{i}"), {"history": trainer.history})
+    path = checkpoints.save_checkpoint(tmp_path / "checkpoint_9.pt", chain, optimizer, lambda i: str(tmp_path / f"m_{i}"), {"history": trainer.history})
     expected = (torch.rand(3), random.random(), np.random.rand())
     # scramble everything, then restore
     other = Chain([Affine()], [{}], [1])
@@ -273,7 +268,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(99)
     random.seed(99)
     np.random.seed(99)
-    extra = train.load_checkpoint(path, other, other_optimizer)
+    extra = checkpoints.load_checkpoint(path, other, other_optimizer)
     assert extra["history"] == trainer.history
     assert torch.equal(torch.rand(3), expected[0])
     assert (random.random(), np.random.rand()) == expected[1:]
@@ -285,15 +280,15 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
 
 def test_checkpoint_restores_torch_rng(tmp_path: Path) -> None:
     chain = Chain([Affine()], [{}], [1])
-    path = train.save_checkpoint(tmp_path / "c.pt", chain, None, str, {})
+    path = checkpoints.save_checkpoint(tmp_path / "c.pt", chain, None, str, {})
     expected = torch.rand(5)
     torch.manual_seed(1234)
-    train.load_checkpoint(path, chain, None)
+    checkpoints.load_checkpoint(path, chain, None)
     assert torch.equal(torch.rand(5), expected)
 
 
 def test_a_packed_optimizer_state_comes_back_bit_for_bit(tmp_path: Path) -> None:
-    from mosaic.exec import tensor_pack
+    from mosaic.exec.training import tensor_pack
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sigmoid(), torch.nn.Linear(4, 1))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)

@@ -1,4 +1,4 @@
-"""Run files without a shared disk: the three ways a worker reaches them (mosaic.exec.transfer)."""
+"""Run files without a shared disk: the three ways a worker reaches them (mosaic.exec.wire.transfer)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from mosaic.exec import transfer
-from mosaic.exec.driver import rerun, run
+from mosaic.exec.driver.commands import rerun, run
+from mosaic.exec.wire import transfer
 from mosaic.store import run_files
 from mosaic.store.reader import open_reader
 from mosaic.store.selection import Selection

@@ -31,6 +31,7 @@ from mosaic.store.layout import (
     Layout,
     compacted_name,
     is_store,
+    last_store,
     new_file_name,
     visible_files,
     write_order,
@@ -209,6 +210,14 @@ def _test_pause() -> None:
     delay = os.environ.get(_TEST_PAUSE)
     if delay:
         time.sleep(float(delay))
+
+
+def store_at(store: str | os.PathLike[str] | Store | None, example: str | None = None) -> Store:
+    """``store`` as a :class:`Store`; None: the last store ``mosaic run`` used
+    (``example``: the command a UsageError suggests when there is none)."""
+    if isinstance(store, Store):
+        return store
+    return Store(store if store is not None else last_store(example))
 
 
 def compact(store: str | os.PathLike[str]) -> CompactResult:

@@ -1,7 +1,8 @@
-"""Sweep events, and their console rendering (the one place of exec/ that writes to a terminal).
+"""The commands' terminal output for sweeps: the one place besides cli.py that writes to a terminal.
 
-The driver reports what happens through ``on_event(Event)``; :func:`console_progress` (used
-by cli.py) turns events into a rich progress bar on stderr, or one line per finished run;
+The driver reports what happens through ``on_event(Event)``
+(:class:`~mosaic.exec.wire.events.Event`); :func:`console_progress` (used by cli.py) turns
+events into a rich progress bar on stderr, or one line per finished run;
 :func:`console_watch` shows ``mosaic status --watch`` in place.
 """
 
@@ -11,31 +12,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-from mosaic.store.status import FAILED
+from mosaic.exec.wire.events import Event
+from mosaic.store.status import FAILED, RunStatus
 
-
-@dataclass(frozen=True)
-class Event:
-    """Something that happened during a sweep.
-
-    kinds: ``cluster`` (text: where; link: dashboard; page: Mosaic page; total: workers), ``start`` (total runs,
-    text: store), ``running``, ``finished`` (status, text: result or last error line),
-    ``paused`` (total: runs saved, text: pipeline file), ``interrupted``, ``end``, ``warning``.
-    """
-
-    kind: str
-    sweep_id: int | None = None
-    run_id: int | None = None
-    status: str | None = None
-    text: str = ""
-    total: int = 0
-    worker: str | None = None
-    device: str | None = None
-    link: str | None = None
-    page: str | None = None
+__all__ = ["Event", "console_progress", "console_watch"]
 
 
 class _Tally:
@@ -50,7 +32,7 @@ class _Tally:
             self.running.add(event.run_id)
         elif event.kind == "finished" and event.run_id is not None:
             self.running.discard(event.run_id)
-            if event.status == "done":
+            if event.status == RunStatus.DONE:
                 self.done += 1
             elif event.status in FAILED:
                 self.failed += 1

@@ -10,7 +10,7 @@ of what is left, so the last runs are still spread over every worker.
 ``[MONITOR] runs_per_task = N`` fixes the size instead (1: every run alone, as before batching).
 
 A batch changes nothing a run records: each run is trained, seeded, checkpointed and
-reported exactly as alone (see :func:`mosaic.exec.cluster.execute_batch`).
+reported exactly as alone (see :func:`mosaic.exec.cluster.entry.execute_batch`).
 """
 
 from __future__ import annotations

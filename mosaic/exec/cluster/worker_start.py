@@ -1,17 +1,17 @@
 """How the embedded cluster's worker processes start: forked from one preloaded server.
 
 A spawned worker is a fresh interpreter that imports distributed and torch, then torch's
-lazy optimizer imports, before its first run: ~3 CPU s per worker, on the cores the first
+lazy optimizer imports, before its first run: seconds of CPU per worker, on the cores the first
 runs need, and again for every worker that replaces a dead one. On Linux the embedded
 cluster instead starts multiprocessing's fork server once per driver process with those
-imports done (:data:`PRELOAD`), and Dask's nannies fork each worker from it (issue 11: on 2
-cores the first runs start ~0.8 s sooner, and a short sweep uses ~4 CPU s less).
+imports done (:data:`PRELOAD`), and Dask's nannies fork each worker from it: the first runs
+start sooner and a short sweep uses less CPU (figures: bench/BENCHMARKS.md).
 
 The server starts with the environment Dask gives a spawned worker
 (``distributed.nanny.pre-spawn-environ``: one OpenMP/BLAS thread, a fixed hash seed), set
 in this process as Dask's nanny sets it before a spawn. Without it, numpy's OpenBLAS starts a
-thread pool in the server and every forked worker gets a spinning copy of it (measured: a
-third more CPU per run). Each worker is also given this process's environment as it is when
+thread pool in the server and every forked worker gets a spinning copy of it (more CPU per
+run for nothing). Each worker is also given this process's environment as it is when
 the worker starts (a nanny ``env``), as a spawned worker would see it.
 
 GPU workers are spawned: a fork server that had touched CUDA (a library calling
@@ -43,7 +43,7 @@ ENV = "MOSAIC_WORKER_START"
 #: Imported once by the fork server: what every worker needs before its first run. No module
 #: here may touch CUDA, or start a thread beyond numpy's BLAS pool (which the server's
 #: one-thread environment keeps from starting), at import: a forked child has neither.
-PRELOAD = ("distributed", "torch", "torch.optim", "torch._dynamo", "mosaic.exec.runner")
+PRELOAD = ("distributed", "torch", "torch.optim", "torch._dynamo", "mosaic.exec.training.run")
 _METHODS = ("forkserver", "spawn")
 
 

@@ -1,6 +1,6 @@
-"""What one epoch of the loop keeps per batch, and its reduction (DESIGN §4, §6; issue 11).
+"""What one epoch of the loop keeps per batch, and its reduction (DESIGN §4, §6).
 
-The epoch loop in :mod:`mosaic.exec.train` does nothing per batch beyond the step itself
+The epoch loop in :mod:`mosaic.exec.training.loop` does nothing per batch beyond the step itself
 and :meth:`EpochTotals.add`, which keeps the detached loss (and, when accuracy is
 counted, the prediction and target). Every :data:`CHUNK_BATCHES` batches and at the end of
 the epoch they are reduced in a few tensor operations. The results are those of a
@@ -16,24 +16,31 @@ from typing import Any
 import torch
 
 from mosaic.errors import TrainingError
-from mosaic.exec.accuracy import accuracy_counts, is_binary, resolve_accuracy
+from mosaic.exec.training.accuracy import accuracy_counts, is_binary, resolve_accuracy
 
 #: The epoch loop reduces what it kept (losses, predictions, targets) once per this many batches.
 CHUNK_BATCHES = 256
 
 
 class EpochTotals:
-    """Per-batch losses, predictions and targets of one epoch, reduced a chunk at a time."""
+    """Per-batch losses, predictions and targets of one epoch, reduced a chunk at a time.
 
-    def __init__(self, trainer: Any) -> None:
-        self.trainer = trainer
+    ``rule``: the accuracy rule (:data:`~mosaic.exec.training.accuracy.ACCURACY_RULES`); an
+    ``auto`` rule is resolved on the first batch, and :attr:`rule` then holds what it became.
+    ``check_binary``: the rule was resolved from ``auto`` to ``threshold``, so every target is
+    checked to be 0/1 (:meth:`finish` says whether one was not).
+    """
+
+    def __init__(self, rule: str, check_binary: bool = False) -> None:
+        self.rule = rule
+        self.check_binary = check_binary
         self.losses: list[torch.Tensor] = []
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.loss_sum = 0.0
         self.correct = 0
         self.total = 0
         self.nonbinary = False
-        self.counting = trainer.accuracy != "none"
+        self.counting = rule != "none"
 
     def add(self, loss: torch.Tensor, prediction: Any, target: Any) -> None:
         """Keep one batch's loss (detached) and, when accuracy is counted, its prediction and target."""
@@ -42,13 +49,14 @@ class EpochTotals:
             if (type(prediction) is not torch.Tensor or type(target) is not torch.Tensor) and not (
                 isinstance(prediction, torch.Tensor) and isinstance(target, torch.Tensor)
             ):
-                if self.trainer.accuracy == "auto":
-                    self.trainer.accuracy = "none"
+                if self.rule == "auto":
+                    self.rule = "none"
                     self.counting = False
                 return
-            if self.trainer.accuracy == "auto":
-                self.trainer.accuracy = resolve_accuracy("auto", prediction, target)
-                self.counting = self.trainer.accuracy != "none"
+            if self.rule == "auto":
+                self.rule = resolve_accuracy("auto", prediction, target)
+                self.check_binary = self.rule == "threshold"
+                self.counting = self.rule != "none"
                 if not self.counting:
                     return
             self.pairs.append((prediction.detach(), target))
@@ -71,8 +79,8 @@ class EpochTotals:
             self.loss_sum = total
             self.losses.clear()
         if self.pairs:
-            rule = self.trainer.accuracy
-            check = self.trainer._auto and rule == "threshold"
+            rule = self.rule
+            check = self.check_binary
             for prediction, target in _concatenated(self.pairs):
                 if check and not bool(is_binary(target)):
                     self.nonbinary = True

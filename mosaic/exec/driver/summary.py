@@ -12,7 +12,7 @@ from typing import Any
 
 from mosaic import sweep as sweeps
 from mosaic.config import Config
-from mosaic.store.status import FAILED
+from mosaic.store.status import FAILED, RunStatus
 from mosaic.store.status import ORDER as _ORDER
 
 
@@ -55,7 +55,7 @@ class SweepSummary:
     seconds: float
     run_files: Path | str  # a folder, or the URL workers write to
     paused_file: Path | None = None
-    tasks: int = 0  # Dask tasks submitted (short runs share one: mosaic.exec.batching)
+    tasks: int = 0  # Dask tasks submitted (short runs share one: mosaic.exec.driver.batching)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -76,7 +76,7 @@ class SweepSummary:
         """The done run with the lowest test_loss per model key."""
         best: dict[str, tuple[int, float]] = {}
         for run_id, status, loss, key in self.runs:
-            if status != "done" or loss is None or math.isnan(loss):
+            if status != RunStatus.DONE or loss is None or math.isnan(loss):
                 continue
             if key not in best or loss < best[key][1]:
                 best[key] = (run_id, loss)
@@ -98,7 +98,7 @@ class SweepSummary:
             shown = ", ".join(map(str, self.failed[:20])) + (" ..." if len(self.failed) > 20 else "")
             lines.append(f"failed runs: {shown} (tracebacks: mosaic status {store})")
         if self.paused_file is not None:
-            lines.append(f"paused: {counts.get('paused', 0)} runs saved in {self.paused_file}; continue with: mosaic resume {shlex.quote(str(self.paused_file))}")
+            lines.append(f"paused: {counts.get(RunStatus.PAUSED.value, 0)} runs saved in {self.paused_file}; continue with: mosaic resume {shlex.quote(str(self.paused_file))}")
         lines.append(f"results: {self.store} (sweep {self.sweep_id}); checkpoints and logs: {self.run_files}")
         query = "SELECT run_id, train_loss, test_loss FROM run_results ORDER BY test_loss LIMIT 5"
         lines.append(f"try: mosaic query {store} {shlex.quote(query)}")

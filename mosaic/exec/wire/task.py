@@ -1,8 +1,8 @@
 """What the driver sends to a worker and gets back: :class:`RunTask`, :class:`RunOutcome`.
 
-Kept apart from :mod:`mosaic.exec.runner` so that the driver builds tasks, reads outcomes
-and derives seeds without importing torch (about a second of CPU on the driver while the
-workers start); :func:`mosaic.exec.cluster.execute_batch` runs tasks on a worker through the runner.
+Torch-free, so that the driver builds tasks, reads outcomes and derives seeds without
+loading torch; :func:`mosaic.exec.cluster.entry.execute_batch` runs tasks on a worker
+through :func:`mosaic.exec.training.run.execute_run`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mosaic.config import Process
-from mosaic.exec.sources import SourceBundle
-from mosaic.exec.transfer import RunFiles
-
-if TYPE_CHECKING:
-    from mosaic.exec.train import Callback
+from mosaic.exec.wire.callbacks import Callback
+from mosaic.exec.wire.sources import SourceBundle
+from mosaic.exec.wire.transfer import RunFiles
+from mosaic.store.status import RunStatus
 
 
 @dataclass
@@ -39,7 +38,7 @@ class RunTask:
     until: int | None = None  # set: train until the history (checkpoint's included) holds this many epochs
     callbacks: list[Callback] = field(default_factory=list)  # extra callbacks, after the built-ins
     sources: SourceBundle | None = None  # the user's class files, for workers that cannot see them
-    files: RunFiles | None = None  # where the run files go (see mosaic.exec.transfer)
+    files: RunFiles | None = None  # where the run files go (see mosaic.exec.wire.transfer)
     legacy_history: bool = False  # also write the original's history_<id>.pt ([MONITOR] legacy_history)
 
     def device_here(self) -> str:
@@ -53,7 +52,7 @@ class RunOutcome:
 
     run_id: int
     attempt: int
-    status: str  # "done" or "error"
+    status: RunStatus  # DONE or ERROR
     error: str | None
     history: list[dict[str, Any]]
     results: dict[str, Any] | None
@@ -63,7 +62,7 @@ class RunOutcome:
     stopped_early: bool = False
     message: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # run files for the driver to write (no shared disk)
-    seconds: float = 0.0  # wall time of the attempt on its worker (sizes batches: mosaic.exec.batching)
+    seconds: float = 0.0  # wall time of the attempt on its worker (sizes batches: mosaic.exec.driver.batching)
 
 
 def worker_label() -> str:

@@ -1,6 +1,6 @@
 """Accuracy rules (DESIGN §6): ``argmax``, ``threshold``, ``sign``, ``none`` and ``auto``.
 
-Kept apart from the epoch loop so :mod:`mosaic.exec.train` and :mod:`mosaic.exec.epoch`
+Kept apart from the epoch loop so :mod:`mosaic.exec.training.loop` and :mod:`mosaic.exec.training.epoch`
 both stand on it.
 """
 

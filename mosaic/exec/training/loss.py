@@ -8,7 +8,7 @@ The original squeezed prediction and target before the loss, so a model ending i
 - shapes that differ only by size-1 dimensions (``(B, 1)`` vs ``(B,)``, ``(1, 1)`` vs ``(1,)``):
   the prediction is viewed in the target's shape (a reshape of equal-sized tensors, no copy);
 - other shapes with an element-wise loss (MSE, L1, BCE... and their subclasses), or any loss
-  for which torch warns that it broadcasts: :class:`~mosaic.exec.train.TrainingError`
+  for which torch warns that it broadcasts: :class:`~mosaic.errors.TrainingError`
   naming both shapes and the fix;
 - anything else (``CrossEntropyLoss`` with ``(B, C)`` scores and ``(B,)`` indices): as is.
 

@@ -1,6 +1,9 @@
 """The sweep commands: ``run`` (a config), ``resume`` (a store, or what a pause left) and
 ``rerun`` (more epochs from the checkpoints) plan their runs here and hand them to
-:class:`mosaic.exec.sweeper.Sweep`, which trains them on the cluster and records them.
+:class:`mosaic.exec.driver.sweep.Sweep`, which trains them on the cluster and records them.
+
+Every check that can refuse a sweep is made here, once, before anything is written
+(:func:`_precheck`: the embedded cluster's worker plan, CUDA, the worker start method).
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ from mosaic import schemas
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import SelectionError, UsageError
-from mosaic.exec import control, worker_start
-from mosaic.exec.cluster import (
-    check_gpu,
-    plan_workers,
-)
-from mosaic.exec.progress import Event
-from mosaic.exec.resume import open_target, plan_pause_file, plan_resume
-from mosaic.exec.summary import SweepSummary
-from mosaic.exec.sweeper import OnEvent, Sweep
+from mosaic.exec.cluster.connect import local_plan
+from mosaic.exec.cluster.workers import WorkerPlan
+from mosaic.exec.driver.resume import open_target, plan_pause_file, plan_resume
+from mosaic.exec.driver.status import latest_runs
+from mosaic.exec.driver.summary import SweepSummary
+from mosaic.exec.driver.sweep import OnEvent, Sweep
+from mosaic.exec.wire.events import Event
 from mosaic.rerun_config import RerunConfig, load_rerun_config, rerun_process
 from mosaic.store.reader import open_reader, select_runs
 from mosaic.store.records import PlannedRun
@@ -50,17 +51,15 @@ def run(
     """
     config = config if isinstance(config, Config) else load_config(config)
     pipelines = sweeps.generate(config)
-    _precheck(config, client, scheduler, scheduler_file, workers)
+    plan_of_workers = _precheck(config, client, scheduler, scheduler_file, workers)
     target = Store(store, create=True)
-    ids = None
 
     def plan() -> list[PlannedRun]:
-        nonlocal ids
         ids = target.allocate_run_ids(len(pipelines))
         epochs = config.process.epochs
         return [PlannedRun(i, 0, p, epochs, total=epochs) for i, p in zip(ids, pipelines, strict=True)]
 
-    return Sweep(target, "run", config, on_event).execute(
+    return Sweep(target, "run", config, on_event, workers=plan_of_workers).execute(
         plan, new_params=True, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
     )
 
@@ -88,8 +87,8 @@ def resume(
         return _resume_store(source if source is not None else store, config, on_event=on_event, client=client,
                              scheduler=scheduler, scheduler_file=scheduler_file, workers=workers)
     paused = plan_pause_file(source, store, config)
-    _precheck(paused.config, client, scheduler, scheduler_file, workers)
-    return Sweep(paused.store, "resume", paused.config, on_event).execute(
+    plan_of_workers = _precheck(paused.config, client, scheduler, scheduler_file, workers)
+    return Sweep(paused.store, "resume", paused.config, on_event, workers=plan_of_workers).execute(
         paused.plan, new_params=paused.new_runs, client=client, scheduler=scheduler, scheduler_file=scheduler_file,
         workers=workers,
     )
@@ -102,8 +101,8 @@ def _resume_store(store: str | os.PathLike[str] | None, config: str | os.PathLik
     if first.config is None:  # nothing left to run: finish compactions a killed driver left
         target.compact()
         return SweepSummary(target.path, 0, "resume", (), (), 0.0, target.default_run_files)
-    _precheck(first.config, client, where.get("scheduler"), where.get("scheduler_file"), where.get("workers"))
-    sweep = Sweep(target, "resume", first.config, on_event)
+    plan_of_workers = _precheck(first.config, client, where.get("scheduler"), where.get("scheduler_file"), where.get("workers"))
+    sweep = Sweep(target, "resume", first.config, on_event, workers=plan_of_workers)
 
     def plan() -> list[PlannedRun]:
         # again, under the claim lock and with this driver's heartbeat up: two resumes never take one run
@@ -148,7 +147,7 @@ def rerun(
     ids = sorted(set(select_runs(target.path, selection)))
     if not ids:
         raise SelectionError(f"{target.path}: the selection matches no run; check it with 'mosaic status {target.path}'")
-    latest = {row["run_id"]: row for row in control.latest_runs(target, ids)}
+    latest = {row["run_id"]: row for row in latest_runs(target, ids)}
     missing = [i for i in ids if i not in latest]
     if missing:
         raise SelectionError(f"{target.path}: no run {', '.join(map(str, missing[:10]))} in this store")
@@ -158,7 +157,7 @@ def rerun(
     recorded = _recorded_process(target, ids)
     processes = {i: rerun_process(config, recorded.get(i, {}), f"{target.path} run {i}") for i in ids}
     first = Config(config.path, config.text, processes[ids[0]], config.monitor, (), ())  # MONITOR, run_files
-    _precheck(first, client, scheduler, scheduler_file, workers)
+    plan_of_workers = _precheck(first, client, scheduler, scheduler_file, workers)
     with open_reader(target) as reader:  # the planned total: the epochs a run's results hold, plus more
         trained = {r["run_id"]: r["epochs"] for r in reader.results(ids).to_pylist()}
 
@@ -171,10 +170,9 @@ def rerun(
             for i in ids
         ]
 
-    sweep = Sweep(target, "rerun", first, on_event)
-    sweep.processes = processes
-    sweep.overrides = [(i, key, value) for i in ids for key, value in config.overrides.items()
-                       if recorded.get(i, {}).get(key) != value]
+    overrides = [(i, key, value) for i in ids for key, value in config.overrides.items()
+                 if recorded.get(i, {}).get(key) != value]
+    sweep = Sweep(target, "rerun", first, on_event, workers=plan_of_workers, processes=processes, overrides=overrides)
     return sweep.execute(
         plan, new_params=False, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
     )
@@ -193,9 +191,9 @@ def _recorded_process(store: Store, ids: Sequence[int]) -> dict[int, dict[str, s
     return values
 
 
-def _precheck(config: Config, client: Any, scheduler: Any, scheduler_file: Any, workers: int | None) -> None:
-    """Refuse before anything is written: no CUDA for need_gpu, a bad --workers or MOSAIC_WORKER_START."""
+def _precheck(config: Config, client: Any, scheduler: Any, scheduler_file: Any, workers: int | None) -> WorkerPlan | None:
+    """Refuse before anything is written: no CUDA for need_gpu, a bad --workers or MOSAIC_WORKER_START.
+    The embedded cluster's plan (None when the sweep runs on an existing cluster)."""
     if client is None and scheduler is None and scheduler_file is None:
-        plan_workers(config.monitor, workers)
-        check_gpu(config.monitor)
-        worker_start.start_method(gpu=config.monitor.need_gpu)
+        return local_plan(config.monitor, workers)
+    return None

@@ -2,7 +2,7 @@
 
 A run is left to finish when its latest status is ``pending``, ``running``, ``paused`` or
 ``interrupted`` and no live driver owns it (its sweep has no fresh heartbeat of a living
-process, see :func:`mosaic.exec.control.live_sweeps`). Each one keeps its run id, gets
+process, see :func:`mosaic.exec.driver.heartbeat.live_sweeps`). Each one keeps its run id, gets
 attempt + 1 (so the ``history`` view shows the new attempt's epochs only, whatever an
 earlier attempt left) and trains up to its planned total of epochs (``runs.planned_epochs``)
 from its last checkpoint when there is one: a run checkpointed at epoch 10 of 15 trains 5.
@@ -20,12 +20,12 @@ from typing import Any
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
 from mosaic.errors import ConfigError, UsageError
-from mosaic.exec import control
-from mosaic.store.layout import last_store
+from mosaic.exec.driver import heartbeat
+from mosaic.exec.driver.pause import read_sidecar
 from mosaic.store.reader import open_reader
 from mosaic.store.records import PlannedRun
 from mosaic.store.status import RunStatus
-from mosaic.store.writer import Store
+from mosaic.store.writer import Store, store_at
 
 #: The statuses ``resume`` completes (every other one is final: done, error, system failure).
 RESUMABLE = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.PAUSED.value, RunStatus.INTERRUPTED.value)
@@ -55,7 +55,7 @@ def plan_pause_file(pipeline_file: str | os.PathLike[str], store: str | os.PathL
                     config: str | os.PathLike[str] | Config | None) -> PausedPlan:
     """The runs of a pipeline file; store and config default to those ``pause`` recorded beside it."""
     pipelines = sweeps.read_pipelines(pipeline_file)
-    side = control.read_sidecar(pipeline_file)
+    side = read_sidecar(pipeline_file)
     store = store or side.get("store")
     if store is None:
         raise UsageError(f"{pipeline_file}: not written by 'mosaic pause'; give the store with --store")
@@ -84,7 +84,7 @@ def plan_pause_file(pipeline_file: str | os.PathLike[str], store: str | os.PathL
 
 def open_target(store: str | os.PathLike[str] | None) -> Store:
     """The store to resume (default: the last one used)."""
-    return Store(store if store is not None else last_store("mosaic resume STORE"))
+    return store_at(store, "mosaic resume STORE")
 
 
 def plan_resume(target: Store, config: str | os.PathLike[str] | Config | None = None,
@@ -95,7 +95,7 @@ def plan_resume(target: Store, config: str | os.PathLike[str] | Config | None = 
     Raises UsageError when live drivers own every unfinished run, ConfigError when the
     sweeps' config is gone or several differ and none is given.
     """
-    live = set(control.live_sweeps(target)) - set(ignore)
+    live = set(heartbeat.live_sweeps(target)) - set(ignore)
     with open_reader(target) as reader:
         rows = [r for r in reader.runs().to_pylist() if r["status"] in RESUMABLE and r["pipeline_json"]]
         sweeps = {int(s["sweep_id"]): s for s in reader.sweeps().to_pylist()}
@@ -126,7 +126,7 @@ def _owners(target: Store, owned: dict[int, list[int]]) -> str:
     parts = []
     for sweep_id, ids in sorted(owned.items()):
         shown = ", ".join(map(str, sorted(ids)[:10])) + (" ..." if len(ids) > 10 else "")
-        parts.append(f"sweep {sweep_id} (driver {control.driver_of(target, sweep_id)}) still owns runs {shown}")
+        parts.append(f"sweep {sweep_id} (driver {heartbeat.driver_of(target, sweep_id)}) still owns runs {shown}")
     return "; ".join(parts)
 
 

@@ -3,7 +3,7 @@
 The driver reads every class file a sweep names (``path_to_class`` of each section, and
 ``path_to_class_loss_function``) plus the other ``.py`` files beside them (so a model file
 can ``import helpers`` from its folder), into one :class:`SourceBundle` sent inside each
-:class:`~mosaic.exec.runner.RunTask`. On the worker, :func:`locate` answers where to import a
+:class:`~mosaic.exec.wire.task.RunTask`. On the worker, :func:`locate` answers where to import a
 class file from:
 
 - the driver's own file, when the worker sees it at the same path with the same content
@@ -28,6 +28,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from mosaic.classpath import find_class_file
 
 #: A class file's sibling ``.py`` files travel only while their folder's total stays under this
 #: (the bundle goes with every task: a big folder of scripts would cross the network N times).
@@ -76,7 +78,7 @@ def bundle_sources(class_paths: Iterable[str], config_dir: str | os.PathLike[str
     """
     named: dict[str, Path] = {}
     for raw in dict.fromkeys(str(p) for p in class_paths if p):
-        path = _resolve(raw, Path(config_dir))
+        path = find_class_file(raw, config_dir)
         if path is not None:
             named[raw] = path
     base = Path(config_dir).resolve()
@@ -89,13 +91,6 @@ def bundle_sources(class_paths: Iterable[str], config_dir: str | os.PathLike[str
         files=tuple(SourceFile(str(p), files[p], p.read_bytes()) for p in sorted(files)),
         names=tuple((raw, str(path)) for raw, path in named.items()),
     )
-
-
-def _resolve(raw: str, config_dir: Path) -> Path | None:
-    # the same rule as the worker's runner.resolve_class_path: absolute, config folder, cwd
-    path = Path(os.path.expanduser(raw))
-    candidates = [path] if path.is_absolute() else [config_dir / path, Path.cwd() / path]
-    return next((c.resolve() for c in candidates if c.is_file()), None)
 
 
 def _arcname(path: Path, base: Path) -> str:

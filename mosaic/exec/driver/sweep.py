@@ -1,0 +1,471 @@
+"""One sweep's life on the cluster: :class:`Sweep` records the sweep row and every planned run
+as ``pending`` before the first task starts, submits runs through a bounded window (so a
+pause stops submitting at once), collects them with ``as_completed`` (every future state
+handled: a result lost with its worker is run again), buffers rows and live history and
+flushes them about once a second, and compacts the sweep's partition at the end.
+
+Its parts each have a module: the runs rows and their final statuses
+(:mod:`~mosaic.exec.driver.ledger`), what to do with a run whose task failed
+(:mod:`~mosaic.exec.driver.policy`), how many runs a task takes
+(:mod:`~mosaic.exec.driver.batching`), what the workers announce
+(:mod:`~mosaic.exec.driver.live`) and the heartbeat (:mod:`~mosaic.exec.driver.heartbeat`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mosaic.config import Config, Process
+from mosaic.exec.cluster.connect import Cluster, is_worker_death, open_cluster
+from mosaic.exec.cluster.plugins import MosaicPlugin
+from mosaic.exec.cluster.workers import WorkerPlan
+from mosaic.exec.driver import heartbeat, pause
+from mosaic.exec.driver.batching import BatchSizer
+from mosaic.exec.driver.ledger import RunLedger
+from mosaic.exec.driver.live import LiveHistory, RunStarts
+from mosaic.exec.driver.policy import Decision, FaultPolicy
+from mosaic.exec.driver.summary import SweepSummary, model_key, return_status
+from mosaic.exec.wire import transfer
+from mosaic.exec.wire.events import EPOCH, Event, read_events
+from mosaic.exec.wire.sources import SourceBundle, bundle_sources
+from mosaic.exec.wire.task import RunOutcome, RunTask, run_seed
+from mosaic.store.layout import remember_store
+from mosaic.store.records import PlannedRun, SweepRecords
+from mosaic.store.status import RunStatus
+from mosaic.store.writer import Store, now
+from mosaic.text import last_line
+
+OnEvent = Callable[[Event], None]
+#: How long fetching a finished run's outcome may take before it counts as lost with its worker
+#: (a false alarm only costs a resubmission that loads the final checkpoint and trains no epoch).
+FETCH_TIMEOUT_S = 5.0
+#: With runs left and no worker at all for this long, the sweep stops (runs marked interrupted).
+NO_WORKER_TIMEOUT_S = 600.0
+
+
+class Sweep:
+    """One invocation's partition of the store, from pending rows to compaction.
+
+    ``workers``: the embedded cluster's plan, checked by the caller (None: a remote cluster).
+    ``processes``: a rerun's PROCESS per run (default: the config's); ``overrides``: the
+    (run_id, key, value) params a rerun's ``[RERUN]`` section gives the runs.
+    """
+
+    def __init__(self, store: Store, kind: str, config: Config, on_event: OnEvent | None = None, *,
+                 workers: WorkerPlan | None = None, processes: Mapping[int, Process] | None = None,
+                 overrides: Sequence[tuple[int, str, str]] = ()) -> None:
+        self.store = store
+        self.kind = kind
+        self.config = config
+        self.emit: OnEvent = on_event or (lambda event: None)
+        self.workers = workers
+        self.processes = dict(processes or {})
+        self.overrides = list(overrides)
+        self.sweep_id = 0
+        self.run_files = _run_files(config, store)
+        self.files = transfer.RunFiles(str(self.run_files))  # marked with a token when the sweep starts
+        self.send_checkpoints = False
+        self.sources: SourceBundle | None = None
+        self.policy = FaultPolicy()
+        self.sizer = BatchSizer(1, config.monitor.runs_per_task)  # runs per task (mosaic.exec.driver.batching)
+        self.starts = RunStarts()
+        self.summary_runs: list[tuple[int, str, float | None, str]] = []
+        self.fetched: dict[str, list[RunOutcome]] = {}  # key -> outcomes, filled by _fetch
+        self.fetcher = ThreadPoolExecutor(4, thread_name_prefix="mosaic-fetch")
+        self.tasks = 0  # Dask tasks submitted
+        self.by_id: dict[int, PlannedRun] = {}
+        self.records: SweepRecords
+        self.ledger: RunLedger
+        self.live: LiveHistory
+
+    # -- the whole life of a sweep -------------------------------------------------------
+    def execute(self, plan: Callable[[], list[PlannedRun]], *, new_params: bool, client: Any,
+                claim: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                **where: Any) -> SweepSummary:
+        """``claim``: held while the runs are planned and recorded (resume: one owner per run).
+
+        An embedded cluster starts (workers fork or spawn, then warm up: seconds) while the
+        runs are planned and recorded; an existing one is reached first, so that an
+        unreachable scheduler leaves nothing written.
+        """
+        local = client is None and not where.get("scheduler") and not where.get("scheduler_file")
+        starting = self._start_local(where) if local else None
+        cluster = None if starting else open_cluster(self.config.monitor, client=client, on_event=self.emit, **where)
+        runs: list[PlannedRun] = []
+        try:
+            runs = self._record_plan(plan, new_params, claim)
+            if starting is not None:
+                cluster = self._started(starting)
+            self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
+            clock = time.monotonic()
+            paused_file = self._drive(cluster, runs)
+            seconds = time.monotonic() - clock
+            compacted = self.records.finish()
+        finally:
+            if self.sweep_id:
+                heartbeat.remove_heartbeat(self.store, self.sweep_id)
+            if cluster is None and starting is not None:  # planning failed: the cluster still comes up
+                with contextlib.suppress(Exception):
+                    cluster = self._started(starting)
+            if cluster is not None:
+                cluster.close()
+        summary = SweepSummary(
+            store=self.store.path, sweep_id=self.sweep_id, kind=self.kind, runs=tuple(self.summary_runs),
+            statuses=tuple(str(self.ledger.status_of(r.run_id)) for r in runs), seconds=seconds,
+            run_files=self.run_files, paused_file=paused_file, tasks=self.tasks,
+        )
+        text = f"sweep {self.sweep_id}: {compacted.files_before} files compacted into {compacted.files_after}"
+        self.emit(Event("end", sweep_id=self.sweep_id, total=len(runs), text=text))
+        return summary
+
+    def _record_plan(self, plan: Callable[[], list[PlannedRun]], new_params: bool,
+                     claim: Callable[[], contextlib.AbstractContextManager[Any]]) -> list[PlannedRun]:
+        """Open the sweep (its id, heartbeat and row), then plan and record its runs under ``claim``."""
+        self.sweep_id = self.store.new_sweep_id()
+        remember_store(self.store.path)
+        heartbeat.write_heartbeat(self.store, self.sweep_id, pid=os.getpid())
+        seed = self.config.process.seed
+        self.records = SweepRecords(self.store, self.sweep_id, self.kind, self.config, now(),
+                                    seed=lambda run_id: run_seed(seed, run_id))
+        self.ledger = RunLedger(self.records)
+        self.records.write_sweep_row(ended=False)
+        with claim():
+            runs = plan()
+            self.by_id = {r.run_id: r for r in runs}
+            self.live = LiveHistory(lambda row: self.records.add("history", row), {r.run_id: r.attempt for r in runs})
+            self.sources = self._sources(runs)
+            self.ledger.plan(runs, new_params)
+            for run_id, key, value in self.overrides:  # a rerun's [RERUN] values become the runs' own
+                self.records.add("params", {"run_id": run_id, "param_name": key, "param_value": value})
+        return runs
+
+    def _start_local(self, where: dict[str, Any]) -> tuple[Future[Cluster], list[Event]]:
+        """Start the embedded cluster in a thread (its checks were made by the caller, before
+        anything was written); its events wait for :meth:`_started`."""
+        events: list[Event] = []
+        pool = ThreadPoolExecutor(1, thread_name_prefix="mosaic-cluster")
+        future = pool.submit(open_cluster, self.config.monitor, plan=self.workers, on_event=events.append, **where)
+        pool.shutdown(wait=False)  # the thread ends with the start
+        return future, events
+
+    def _started(self, starting: tuple[Future[Cluster], list[Event]]) -> Cluster:
+        """The embedded cluster, once up (its events told now, on this thread)."""
+        future, events = starting
+        cluster = future.result()
+        for event in events:
+            self.emit(event)
+        return cluster
+
+    def _sources(self, runs: Sequence[PlannedRun]) -> SourceBundle:
+        """The class files of every planned run: they travel with each task (no shared disk needed)."""
+        paths = [str(s.get("path_to_class") or "") for r in runs for s in r.pipeline]
+        paths += dict.fromkeys(str(self._process(r.run_id).get("path_to_class_loss_function") or "") for r in runs)
+        return bundle_sources(paths, self.config.base_dir)
+
+    def _process(self, run_id: int) -> Process:
+        """The PROCESS a run trains with (a rerun: its own recorded values)."""
+        return self.processes.get(run_id, self.config.process)
+
+    # -- the loop ------------------------------------------------------------------------
+    def _drive(self, cluster: Cluster, runs: list[PlannedRun]) -> Path | None:
+        self.files = transfer.plan(str(self.run_files))
+        self.send_checkpoints = cluster.local is None  # its workers may not see our run files
+        paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
+        plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
+        cluster.install(plugin)
+        cluster.subscribe(plugin.topic, self._receive)
+        window = _Window(cluster, plugin, self.sizer, self.policy, self._task, self._fetch)
+        queue = collections.deque(runs)
+        paused_file = None
+        tick = 0.0
+        idle_since: float | None = None
+        try:
+            window.fill(queue)
+            while window.inflight or queue:
+                self._take_announcements()
+                done = window.take_done()
+                for future, batch in done:
+                    if batch is not None:
+                        queue.extendleft(reversed(self._collect(future, batch)))
+                    future.release()
+                window.fill(queue)  # after a pause the queue holds only runs to resubmit
+                if time.monotonic() - tick > 0.5:
+                    tick = time.monotonic()
+                    window.resize()
+                    idle_since = cluster.check_workers(idle_since, NO_WORKER_TIMEOUT_S)
+                    heartbeat.write_heartbeat(self.store, self.sweep_id, pid=os.getpid(), progress=self.live.progress)
+                    if paused_file is None and (request := pause.claim_pause(self.store, self.sweep_id)):
+                        paused_file = self._pause(request, cluster, queue, window.inflight)
+                self.records.maybe_flush()
+                if not done:
+                    window.wait(0.05)
+            self._take_announcements()
+        except BaseException as exc:  # Ctrl-C, or the cluster lost: leave a readable store
+            reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"driver stopped: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):  # the original error matters more
+                self._interrupt(cluster, runs, [f for f, _ in window.inflight.values()], reason)
+            raise
+        finally:
+            self.fetcher.shutdown(wait=False, cancel_futures=True)
+            self.tasks = window.submitted
+            window.clear()
+            cluster.unsubscribe(plugin.topic)
+        return paused_file
+
+    def _task(self, planned: PlannedRun) -> RunTask:
+        # a run trained before (result lost with its worker) continues to its planned total
+        again = self.policy.continues(planned.run_id) and planned.total is not None
+        return RunTask(
+            run_id=planned.run_id,
+            attempt=planned.attempt,
+            sweep_id=self.sweep_id,
+            pipeline=planned.pipeline,
+            process=self._process(planned.run_id),
+            config_dir=str(self.config.base_dir),
+            run_files=str(self.run_files),
+            epochs=planned.epochs,
+            resume=planned.resume or again,
+            until=planned.total if again or (planned.resume and self.kind == "resume") else None,
+            sources=self.sources,
+            files=transfer.for_task(self.files, planned.run_id, planned.resume or again, self.send_checkpoints),
+            legacy_history=self.config.monitor.legacy_history,
+        )
+
+    def _fetch(self, future: Any) -> None:
+        """Fetch a finished run's outcome at once (in a pool of our own: one slow fetch holds no
+        other), so that its worker, dying later while running another run, cannot take it along."""
+        if future.status == "finished":
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: the sweep ended
+                self.fetcher.submit(self._fetch_now, future)
+
+    def _fetch_now(self, future: Any) -> None:
+        with contextlib.suppress(Exception):  # _collect finds out what happened
+            self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
+
+    # -- a task that left the scheduler --------------------------------------------------
+    def _collect(self, future: Any, batch: list[PlannedRun]) -> list[PlannedRun]:
+        """Record a task (a batch of runs) that left the scheduler; the runs to submit again.
+
+        finished: its outcomes (fetched at once by :meth:`_fetch`). error: when the worker
+        died, each run is judged by the fault policy from what its worker announced;
+        anything else is Mosaic's own error with its traceback. cancelled: ``system failure``.
+        pending/lost: it finished on a worker that died before its result was fetched: run again.
+        """
+        outcomes, state = self.fetched.pop(future.key, None), future.status
+        if outcomes is None and state == "finished":
+            try:
+                outcomes = future.result(timeout=FETCH_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 - the worker holding it died: the result is lost
+                state = "lost"
+        if outcomes is not None:
+            self.sizer.record([outcome.seconds for outcome in outcomes])
+            for planned, outcome in zip(batch, outcomes, strict=True):
+                self._record(planned, outcome)
+            return []
+        if state == "cancelled":
+            for planned in batch:
+                self._fail(planned, RunStatus.SYSTEM_FAILURE, f"the scheduler cancelled the run on {self._where(planned)} (cluster lost or restarted)")
+            return []
+        if state == "error":
+            exc = future.exception(timeout=FETCH_TIMEOUT_S)
+            if is_worker_death(exc):
+                return [p for p in batch if self._decide(p, self.policy.worker_died(
+                    p.run_id, ended_in_task=self.starts.ended_in(p.run_id, future.key),
+                    started_in_task=self.starts.started_in(p.run_id, future.key), in_batch=len(batch) > 1), exc)]
+            text = "".join(traceback.format_exception(type(exc), exc, future.traceback(timeout=FETCH_TIMEOUT_S)))
+            for planned in batch:
+                self._fail(planned, RunStatus.ERROR, text)
+            return []
+        # pending or lost: it finished on a worker that died before its result was fetched
+        return [p for p in batch if self._decide(p, self.policy.result_lost(p.run_id))]
+
+    def _decide(self, planned: PlannedRun, decision: Decision, exc: BaseException | None = None) -> bool:
+        """Carry out the fault policy's ``decision`` for ``planned``: True to submit it again."""
+        where = self._where(planned)
+        if decision is Decision.CONTINUE:
+            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id,
+                            text=f"run {planned.run_id}: its result was lost with {where} (the process died); "
+                                 "running it again from its checkpoint"))
+        elif decision is Decision.LOST:
+            self._fail(planned, RunStatus.SYSTEM_FAILURE,
+                       f"its result was lost {self.policy.max_resubmits + 1} times with the worker that ran it (last: {where})")
+        elif decision is Decision.DIED:
+            self._fail(planned, RunStatus.SYSTEM_FAILURE,
+                       f"worker process died while running it ({where}; {type(exc).__name__}: {exc})")
+        return decision.resubmit
+
+    def _where(self, planned: PlannedRun) -> str:
+        return f"worker {self.starts.worker(planned.run_id) or '(unknown)'}"
+
+    def _record(self, planned: PlannedRun, outcome: RunOutcome) -> None:
+        stamp = now()
+        results = outcome.results or None
+        status = RunStatus(outcome.status) if outcome.status in (RunStatus.DONE, RunStatus.ERROR) else RunStatus.ERROR
+        shown = return_status(results) if status == RunStatus.DONE and results else (outcome.error or outcome.message or "")
+        if not self.ledger.update(planned, status, stamp, return_status=shown, worker=outcome.worker,
+                                  device=outcome.device, error=outcome.error, seed=outcome.seed):
+            return
+        self.live.drain()  # the epochs that came live are not written again
+        try:
+            transfer.receive(self.files, outcome.files)
+        except OSError as exc:
+            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id, text=f"run files of run {planned.run_id} not written: {exc}"))
+        self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
+        loss = results.get("test_loss") if results else None
+        self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
+        text = shown if status == RunStatus.DONE else last_line(outcome.error or outcome.message or "")
+        if outcome.message and status == RunStatus.DONE:
+            text += f"  ({outcome.message})"
+        self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=text,
+                        worker=outcome.worker, device=outcome.device))
+
+    def _fail(self, planned: PlannedRun, status: RunStatus, text: str) -> None:
+        self.live.ended(planned.run_id)
+        if not self.ledger.update(planned, status, return_status=text, error=text,
+                                  worker=self.starts.worker(planned.run_id), device=self.starts.device(planned.run_id)):
+            return
+        self.summary_runs.append((planned.run_id, status, None, model_key(planned.pipeline, self.config)))
+        self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=last_line(text)))
+
+    # -- what the workers announce -------------------------------------------------------
+    def _receive(self, event: tuple[float, Any]) -> None:
+        """The sweep topic's handler (on the client's event loop: only appends): epochs go
+        to the live history, runs' starts and ends to :attr:`starts`."""
+        for record in read_events(event[1]):
+            (self.live.events if record.kind == EPOCH else self.starts.events).append(record)
+
+    def _take_announcements(self) -> None:
+        """Buffer the epochs received as history rows; record the runs that started as running."""
+        for start in self.starts.drain():
+            planned = self.by_id.get(start.run_id)
+            if planned is not None and self.ledger.update(planned, RunStatus.RUNNING, worker=start.worker,
+                                                          device=start.device or None):
+                self.emit(Event("running", sweep_id=self.sweep_id, run_id=start.run_id, worker=start.worker, device=start.device))
+        self.live.drain()
+
+    # -- pause and Ctrl-C ----------------------------------------------------------------
+    def _pause(self, request: pause.PauseRequest, cluster: Cluster, queue: collections.deque[PlannedRun],
+               inflight: dict[str, tuple[Any, list[PlannedRun]]]) -> Path | None:
+        not_started = [(k, f, batch) for k, (f, batch) in inflight.items()
+                       if not any(self.starts.started_in(p.run_id, k) for p in batch)]
+        if not_started:
+            cluster.cancel([f for _, f, _ in not_started])
+        for key, _, _ in not_started:
+            inflight.pop(key)
+        left = sorted([p for _, _, batch in not_started for p in batch] + list(queue), key=lambda p: p.run_id)
+        queue.clear()
+        try:
+            path = pause.write_pause_file(
+                request.pipeline_file, [p.pipeline for p in left],
+                store=self.store.path, sweep_id=self.sweep_id, config=self.config,
+                runs=[{"run_id": p.run_id, "attempt": p.attempt, "epochs": p.epochs, "resume": p.resume, "total": p.total}
+                      for p in left],
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to the pausing command
+            pause.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, error=str(exc))
+            self.emit(Event("warning", sweep_id=self.sweep_id, text=f"pause refused: {exc}"))
+            queue.extend(left)
+            return None
+        stamp = now()
+        for planned in left:
+            self.ledger.update(planned, RunStatus.PAUSED, stamp)
+        running = sum(len(batch) for _, batch in inflight.values())
+        pause.acknowledge_pause(self.store, request, sweep_id=self.sweep_id, paused=len(left), running=running)
+        self.emit(Event("paused", sweep_id=self.sweep_id, total=len(left), text=f"{len(left)} runs saved in {path}; {running} running runs finish"))
+        return path
+
+    def _interrupt(self, cluster: Cluster, runs: Sequence[PlannedRun], futures: list[Any], reason: str) -> None:
+        with contextlib.suppress(Exception):  # the cluster may be shutting down with us
+            cluster.cancel(futures)
+        stamp = now()
+        for planned in runs:
+            self.ledger.update(planned, RunStatus.INTERRUPTED, stamp, error=reason)
+        self.records.finish()
+        heartbeat.remove_heartbeat(self.store, self.sweep_id)
+        self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
+
+
+class _Window:
+    """The tasks in flight: at most about two per worker slot, so a pause stops submitting at
+    once; each task takes as many queued runs as :class:`BatchSizer` says."""
+
+    def __init__(self, cluster: Cluster, plugin: MosaicPlugin, sizer: BatchSizer, policy: FaultPolicy,
+                 task: Callable[[PlannedRun], RunTask], on_done: Callable[[Any], None]) -> None:
+        """``task``: a planned run's RunTask; ``on_done``: called with each future as it lands."""
+        self.cluster = cluster
+        self.plugin = plugin
+        self.sizer = sizer
+        self.policy = policy
+        self.task = task
+        self.on_done = on_done
+        self.inflight: dict[str, tuple[Any, list[PlannedRun]]] = {}
+        self.futures = cluster.completions()
+        self.slots = cluster.slots
+        self.serial = 0
+        self.submitted = 0  # Dask tasks
+
+    @property
+    def size(self) -> int:
+        """How many tasks may be in flight."""
+        return 2 * self.slots + 2
+
+    def resize(self) -> None:
+        """Follow the cluster's worker count."""
+        self.slots = self.cluster.slots
+
+    def fill(self, queue: collections.deque[PlannedRun]) -> None:
+        """Submit tasks from the head of ``queue`` until the window is full."""
+        policy = self.policy
+        while queue and len(self.inflight) < self.size:
+            size = self.sizer.size(len(queue), self.slots)
+            batch = [queue.popleft()]
+            while len(batch) < size and queue and policy.may_share(batch[0].run_id, queue[0].run_id):
+                batch.append(queue.popleft())
+            if len(batch) == 1:
+                key = self.plugin.key(batch[0].run_id, policy.times(batch[0].run_id))
+            else:
+                self.serial += 1
+                key = self.plugin.batch_key(batch[0].run_id, len(batch), self.serial)
+            future = self.cluster.submit([self.task(planned) for planned in batch], self.plugin.topic, key)
+            future.add_done_callback(self.on_done)
+            self.inflight[key] = (future, batch)
+            self.futures.add(future)
+            self.submitted += 1
+
+    def take_done(self) -> list[tuple[Any, list[PlannedRun] | None]]:
+        """The futures that landed since the last call, with their runs (None: a task the
+        window no longer holds, cancelled by a pause); release each once handled."""
+        done: list[tuple[Any, list[PlannedRun] | None]] = []
+        for future in self.futures.next_batch(block=False) if self.futures.has_ready() else []:
+            entry = self.inflight.pop(future.key, None)
+            done.append((future, entry[1] if entry is not None else None))
+        return done
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a task to land."""
+        if not self.futures.has_ready():
+            # as_completed notifies this condition when a future lands (as its __next__ waits)
+            with self.futures.thread_condition:
+                self.futures.thread_condition.wait(timeout=timeout)
+
+    def clear(self) -> None:
+        """Forget every future (the sweep is over)."""
+        self.futures.clear()
+
+
+def _run_files(config: Config, store: Store) -> Path | str:
+    raw = config.process.run_files_path
+    if raw and transfer.is_url(raw):
+        return raw  # workers write there themselves (fsspec)
+    if raw:
+        path = Path(raw).expanduser()
+        return (path if path.is_absolute() else config.base_dir / path).resolve()
+    return store.default_run_files.resolve()
