@@ -13,15 +13,18 @@ from mosaic.analysis.report import plotloss
 from mosaic.cli import main
 from mosaic.exec.driver.commands import run
 from mosaic.exec.driver.live import LiveHistory
+from mosaic.exec.wire.events import RunEvent, read_events
 from mosaic.exec.driver.status import status, watch_status
 from mosaic.store.records import history_rows
 from mosaic.store.session import open_store
 from mosaic.store.writer import Store, now
 
 
-def _epoch(run_id: int, attempt: int, epoch: int, epochs: int = 5) -> dict[str, Any]:
-    return {"event": "epoch", "run_id": run_id, "attempt": attempt, "epoch": epoch, "epochs": epochs, "train_loss": 1.0 / epoch,
-           "test_loss": 2.0 / epoch, "train_acc": None, "test_acc": None, "seconds": 0.1}
+def _epoch(run_id: int, attempt: int, epoch: int, epochs: int = 5) -> RunEvent:
+    message = {"event": "epoch", "run_id": run_id, "attempt": attempt, "epoch": epoch, "epochs": epochs, "train_loss": 1.0 / epoch,
+               "test_loss": 2.0 / epoch, "train_acc": None, "test_acc": None, "seconds": 0.1}
+    (event,) = read_events(message)  # as the driver receives it
+    return event
 
 
 def test_no_epoch_is_written_twice_by_one_attempt() -> None:
