@@ -13,8 +13,8 @@ from mosaic.analysis.report import plotloss
 from mosaic.cli import main
 from mosaic.exec.driver.commands import run
 from mosaic.exec.driver.live import LiveHistory
-from mosaic.exec.wire.events import RunEvent, read_events
 from mosaic.exec.driver.status import status, watch_status
+from mosaic.exec.wire.events import RunEvent, read_events
 from mosaic.store.records import history_rows
 from mosaic.store.session import open_store
 from mosaic.store.writer import Store, now
