@@ -1,4 +1,4 @@
-"""Benchmark: expanding a config into pipelines (issue 2: 100,000 pipelines in under 2 s, linear).
+"""Benchmark: expanding a config into pipelines (target: 100,000 pipelines in under 2 s, linear).
 
 Usage: .venv/bin/python bench/bench_generate.py [--sizes 1000,10000,100000] [--repeat 3]
 Prints one line per size: pipelines, best generate() seconds, microseconds per pipeline,

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_plots.py [--runs-loss 240] [--runs-meta 10000] [--epochs 50]
 
 Stores are synthesised directly with ``Store.append`` (a tutorial-shaped sweep: one dataset,
-two MLP families, widths 2..N, 4 replicates, ~5% failed runs). Targets (issue 5): plotloss
+two MLP families, widths 2..N, 4 replicates, ~5% failed runs). Targets: plotloss
 < 15 s on 2 cores, metaplot < 3 s. Times are wall-clock, including opening the store; "CPU s"
 adds this process's and its children's CPU time (render processes, CLI runs), a figure that
 other load on a shared machine does not inflate as much as the wall time.

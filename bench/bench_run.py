@@ -1,4 +1,4 @@
-"""Benchmark: ``mosaic run`` against raw PyTorch doing the same trainings (issues 3 and 11).
+"""Benchmark: ``mosaic run`` against raw PyTorch doing the same trainings.
 
 Usage: .venv/bin/python bench/bench_run.py [--repeat 3] [--quick] [--workload t30,r960,a,b,c] [--workers 2]
 
@@ -131,7 +131,7 @@ def _mosaic_main(config: str, store: str, tracemalloc_on: bool) -> None:
 # -- the raw PyTorch side ------------------------------------------------------------------------
 def raw_train(job: dict[str, Any]) -> float:
     """One training as a plain PyTorch script would write it: same data, model, loop;
-    ``loss.item()`` per batch, no accuracy (the baseline of issue 11)."""
+    ``loss.item()`` per batch, no accuracy (the baseline)."""
     import torch
 
     torch.set_num_threads(job["threads"])

@@ -1,4 +1,4 @@
-"""Profile the worker side of ``mosaic run`` in one process, against the raw loop (issue 11).
+"""Profile the worker side of ``mosaic run`` in one process, against the raw loop.
 
 Usage: .venv/bin/python bench/profile_run.py [--runs 6] [--epochs 30] [--data-size 160] [--cprofile N]
 

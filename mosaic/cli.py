@@ -66,7 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mosaic {mosaic.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_sweep_commands(sub)
+    _add_store_commands(sub)
+    _add_plot_commands(sub)
+    return parser
 
+
+def _add_sweep_commands(sub: argparse._SubParsersAction) -> None:
+    """init, generate, and the commands that train, watch and steer sweeps."""
     p = _command(sub, "init", "init", "copy the tutorial (config.ini, dataset.py, mlp.py) into a folder")
     p.add_argument("directory", help="folder to create or fill")
     p.add_argument("--force", action="store_true", help="overwrite existing tutorial files")
@@ -119,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster(p)
     p.set_defaults(handler=_rerun)
 
+
+def _add_store_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands that copy, convert, rewrite, compact and query stores."""
     p = _command(sub, "savedb", "savedb", "write a consistent sqlite snapshot (the original's four tables), also mid-run")
     p.add_argument("database_file", metavar="store", nargs="?", help="the store (default: the last one used)")
     p.add_argument("database_copy_path", help="the .db file to write")
@@ -152,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write to this file instead of stdout (required for parquet)")
     p.set_defaults(handler=_query)
 
+
+def _add_plot_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands that draw: loss curves, metaplots, the report."""
     p = _command(sub, "plotloss", "plotloss", "PDF of train/test loss curves, plot_size x plot_size per page")
     p.add_argument("database_file", metavar="store", help="the store (or a .db written by the original tool)")
     p.add_argument("pdf_path", help="output file (.pdf, .png, .svg or .html)")
@@ -174,7 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output file: .html or .pdf")
     p.add_argument("--run-files", help="run files folder (histories of an original database)")
     p.set_defaults(handler=_report)
-    return parser
 
 
 def _echo(text: object = "") -> None:

@@ -21,7 +21,11 @@ import numpy as np
 import pandas as pd
 
 from mosaic.errors import UsageError
-from mosaic.store.status import FAILED  # runs that failed; any other status but done is unfinished
+from mosaic.store.status import (  # FAILED: failed; any status but done and FAILED: unfinished
+    FAILED,
+    RunStatus,
+)
+from mosaic.text import format_cell as _format_text
 
 #: run_results columns a metaplot can show (the original's list)
 CRITERIA: tuple[str, ...] = (
@@ -311,7 +315,7 @@ def metaplot_points(
         if criterion in res.columns else np.nan
     finite = np.isfinite(info["value"].to_numpy(dtype=float, na_value=np.nan)) & \
         np.isfinite(info["nb_params"].to_numpy(dtype=float, na_value=np.nan))
-    done = (info["status"] == "done").to_numpy()
+    done = (info["status"] == RunStatus.DONE.value).to_numpy()
     reason = np.where(info["status"].isin(FAILED), "failed", np.where(done, "", "unfinished")).astype(object)
     reason[done & ~finite] = f"with no {criterion} value" if criterion != "nb_params" else "with no nb_params"
     reason[done & finite & info["group"].isna().to_numpy()] = f"without param {group_by}" if group_by else "without a model key"
@@ -426,7 +430,7 @@ def best_runs(runs: pd.DataFrame, params: pd.DataFrame, results: pd.DataFrame, b
     frame["model_key"] = frame["model_key"].fillna("(none)")
     rows = []
     for (dataset, model), group in frame.groupby(["dataset_key", "model_key"], sort=True):
-        is_done = group["status"] == "done"
+        is_done = group["status"] == RunStatus.DONE.value
         failed = group["status"].isin(FAILED)
         row: dict[str, Any] = {"dataset_key": dataset, "model_key": model, "runs": len(group),
                                "done": int(is_done.sum()), "failed": int(failed.sum()), "best_run": None}
@@ -478,9 +482,7 @@ def table_chart(table: pd.DataFrame, title: str | None = None, subtitle: Sequenc
 
 
 def format_cell(value: Any) -> str:
-    """A table cell as text: empty for null, floats to 4 significant digits."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    if isinstance(value, float | np.floating):
-        return f"{float(value):.4g}"
-    return str(value)
+    """A table cell as text (:func:`mosaic.text.format_cell`): empty for null or NaN, floats
+    to 4 significant digits."""
+    missing = value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+    return _format_text(None if missing else value)

@@ -25,6 +25,7 @@ from mosaic.errors import StoreError
 from mosaic.store.files import atomic_write
 from mosaic.store.layout import SUFFIX
 from mosaic.store.session import check_read_only, first_line, open_store, plain
+from mosaic.text import format_cell
 
 FORMATS = ("table", "csv", "json", "parquet")
 _TABLE_ROW_LIMIT = 10_000
@@ -114,9 +115,7 @@ def render_csv(data: pa.Table) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    text = f"{value:.6g}" if isinstance(value, float) else str(_plain(value))
+    text = format_cell(value, digits=6, null="NULL") if value is None or isinstance(value, float) else str(_plain(value))
     text = text.replace("\n", "\\n").replace("\t", "\\t")
     return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 1] + "…"
 
