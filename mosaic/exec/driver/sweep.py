@@ -78,8 +78,7 @@ class Sweep:
         self.sizer = BatchSizer(1, config.monitor.runs_per_task)  # runs per task (mosaic.exec.driver.batching)
         self.starts = RunStarts()
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
-        self.fetched: dict[str, list[RunOutcome]] = {}  # key -> outcomes, filled by _fetch
-        self.fetcher = ThreadPoolExecutor(4, thread_name_prefix="mosaic-fetch")
+        self.fetcher = _Fetcher()
         self.tasks = 0  # Dask tasks submitted
         self.by_id: dict[int, PlannedRun] = {}
         self.records: SweepRecords
@@ -106,6 +105,7 @@ class Sweep:
                 cluster = self._started(starting)
             self.emit(Event("start", sweep_id=self.sweep_id, total=len(runs), text=str(self.store.path)))
             clock = time.monotonic()
+            assert cluster is not None  # opened above, or started just now
             paused_file = self._drive(cluster, runs)
             seconds = time.monotonic() - clock
             compacted = self.records.finish()
@@ -182,7 +182,7 @@ class Sweep:
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
         cluster.install(plugin)
         cluster.subscribe(plugin.topic, self._receive)
-        window = _Window(cluster, plugin, self.sizer, self.policy, self._task, self._fetch)
+        window = _Window(cluster, plugin, self.sizer, self.policy, self._task, self.fetcher.fetch)
         queue = collections.deque(runs)
         paused_file = None
         tick = 0.0
@@ -214,7 +214,7 @@ class Sweep:
                 self._interrupt(cluster, runs, [f for f, _ in window.inflight.values()], reason)
             raise
         finally:
-            self.fetcher.shutdown(wait=False, cancel_futures=True)
+            self.fetcher.close()
             self.tasks = window.submitted
             window.clear()
             cluster.unsubscribe(plugin.topic)
@@ -239,27 +239,16 @@ class Sweep:
             legacy_history=self.config.monitor.legacy_history,
         )
 
-    def _fetch(self, future: Any) -> None:
-        """Fetch a finished run's outcome at once (in a pool of our own: one slow fetch holds no
-        other), so that its worker, dying later while running another run, cannot take it along."""
-        if future.status == "finished":
-            with contextlib.suppress(RuntimeError):  # the pool is shut down: the sweep ended
-                self.fetcher.submit(self._fetch_now, future)
-
-    def _fetch_now(self, future: Any) -> None:
-        with contextlib.suppress(Exception):  # _collect finds out what happened
-            self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
-
     # -- a task that left the scheduler --------------------------------------------------
     def _collect(self, future: Any, batch: list[PlannedRun]) -> list[PlannedRun]:
         """Record a task (a batch of runs) that left the scheduler; the runs to submit again.
 
-        finished: its outcomes (fetched at once by :meth:`_fetch`). error: when the worker
+        finished: its outcomes (fetched at once by :class:`_Fetcher`). error: when the worker
         died, each run is judged by the fault policy from what its worker announced;
         anything else is Mosaic's own error with its traceback. cancelled: ``system failure``.
         pending/lost: it finished on a worker that died before its result was fetched: run again.
         """
-        outcomes, state = self.fetched.pop(future.key, None), future.status
+        outcomes, state = self.fetcher.take(future.key), future.status
         if outcomes is None and state == "finished":
             try:
                 outcomes = future.result(timeout=FETCH_TIMEOUT_S)
@@ -391,6 +380,33 @@ class Sweep:
         self.records.finish()
         heartbeat.remove_heartbeat(self.store, self.sweep_id)
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
+
+
+class _Fetcher:
+    """Fetches each finished task's outcomes at once, in a pool of its own (one slow fetch holds
+    no other), so that its worker, dying later while running another task, cannot take them along."""
+
+    def __init__(self) -> None:
+        self.fetched: dict[str, list[RunOutcome]] = {}  # task key -> outcomes
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="mosaic-fetch")
+
+    def fetch(self, future: Any) -> None:
+        """A future's done callback: fetch its outcomes if it finished."""
+        if future.status == "finished":
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: the sweep ended
+                self.pool.submit(self._fetch_now, future)
+
+    def _fetch_now(self, future: Any) -> None:
+        with contextlib.suppress(Exception):  # the sweep's collect finds out what happened
+            self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
+
+    def take(self, key: str) -> list[RunOutcome] | None:
+        """The outcomes fetched for the task ``key`` (None when none were)."""
+        return self.fetched.pop(key, None)
+
+    def close(self) -> None:
+        """Stop fetching (the sweep is over)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Window:
