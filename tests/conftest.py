@@ -1,16 +1,16 @@
-"""Shared fixtures. Tests use real components: real files under tmp_path, real clusters."""
+"""Shared fixtures. Tests use real components: real files under tmp_path, real clusters.
+
+What is not a fixture (paths, store builders, servers, run tasks) is in :mod:`tests.helpers`.
+"""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-TUTORIAL = ROOT / "mosaic" / "examples" / "tutorial"
+from tests.helpers import CLASSES_DRIVER, TUTORIAL
 
 
 @pytest.fixture
@@ -21,7 +21,15 @@ def tutorial_dir(tmp_path: Path) -> Path:
     return target
 
 
-CLASSES_DRIVER = DATA / "classes_driver"
+@pytest.fixture
+def tutorial_pipeline(tutorial_dir: Path) -> list[dict]:
+    """The tutorial's first pipeline, on 40 samples in batches of 4 (its classes in ``tutorial_dir``)."""
+    from mosaic.sweep import generate
+
+    config = tutorial_dir / "config.ini"
+    text = config.read_text().replace("data_size = 200", "data_size = 40").replace("batch_size = 1", "batch_size = 4")
+    config.write_text(text)
+    return generate(config)[0]
 
 
 @pytest.fixture(autouse=True)
@@ -56,15 +64,3 @@ def sweep_dir(tmp_path: Path) -> Path:
     for name in ("dataset.py", "mlp.py"):
         shutil.copy(TUTORIAL / name, target / name)
     return target
-
-
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    """Terminate helper processes (last started first), killing any that do not exit in 20 s."""
-    for process in reversed(processes):
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)

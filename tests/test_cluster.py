@@ -25,7 +25,7 @@ from mosaic.exec.cluster.local import start_local_cluster
 from mosaic.exec.cluster.plugins import WorkerSetup
 from mosaic.exec.cluster.workers import check_gpu, device_for, plan_workers
 from mosaic.exec.driver.commands import run
-from tests.conftest import stop_processes
+from tests.helpers import stop_processes
 
 DASK = Path(sys.executable).parent / "dask"
 

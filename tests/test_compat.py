@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cache_workers
 import pytest
 import torch
 
@@ -29,6 +28,7 @@ from mosaic.exec.training.checkpoints import load_checkpoint, save_checkpoint
 from mosaic.exec.training.loop import Chain
 from mosaic.exec.training.loss import AlignedLoss, alignment
 from mosaic.exec.training.run import RunTask, execute_run
+from tests.helpers import cache_workers
 
 EXAMPLES = Path(__file__).resolve().parent / "data" / "original_examples"
 OR_TABLE = b"0,0,0\n0,1,1\n1,0,1\n1,1,1\n"

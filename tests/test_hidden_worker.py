@@ -24,7 +24,7 @@ from distributed import Client
 from mosaic.exec.driver.commands import rerun, run
 from mosaic.exec.wire.events import Event
 from mosaic.store.selection import Selection
-from tests.conftest import CLASSES_DRIVER, TUTORIAL, stop_processes
+from tests.helpers import CLASSES_DRIVER, TUTORIAL, stop_processes
 from tests.test_cluster import latest_runs
 from tests.test_dashboard import fetch
 

@@ -15,9 +15,7 @@ from mosaic.exec.driver.commands import run
 from mosaic.exec.driver.live import LiveHistory
 from mosaic.exec.driver.status import status, watch_status
 from mosaic.exec.wire.events import RunEvent, read_events
-from mosaic.store.records import history_rows
 from mosaic.store.session import open_store
-from mosaic.store.writer import Store, now
 
 
 def _epoch(run_id: int, attempt: int, epoch: int, epochs: int = 5) -> RunEvent:
@@ -41,30 +39,6 @@ def test_no_epoch_is_written_twice_by_one_attempt() -> None:
     assert [r["epoch"] for r in live.unwritten(2, 1, [*history, {"epoch": 4}])] == [1, 2, 3]
     live.events.append(_epoch(1, 0, 3))  # a late event of an epoch the end already wrote
     assert live.drain() == 0 and live.progress == {}
-
-
-def _write(store: Store, sweep_id: int, run_id: int, attempt: int, epochs: range) -> None:
-    rows = [{"epoch": e, "train_loss": float(attempt * 100 + e), "test_loss": 0.0} for e in epochs]
-    for row in history_rows(run_id, attempt, rows, now()):  # one file per epoch, as a live sweep writes
-        store.append("history", [row], sweep_id)
-
-
-def test_history_view_latest_attempt_wins_per_epoch(tmp_path: Path) -> None:
-    store = Store(tmp_path / "store", create=True)
-    _write(store, 1, 1, 0, range(1, 6))  # run 1: 5 epochs, then a rerun for 2 more
-    _write(store, 2, 1, 1, range(6, 8))
-    _write(store, 1, 2, 0, range(1, 6))  # run 2 interrupted after epoch 5, its checkpoint at epoch 3,
-    _write(store, 3, 2, 1, range(4, 5))  # resumed (attempt 1) from it: epoch 4 so far
-    _write(store, 1, 3, 0, range(1, 5))  # run 3 interrupted after epoch 4, resumed keeping attempt 0
-    _write(store, 4, 3, 0, range(3, 4))  # from its checkpoint at epoch 2, in a new sweep
-    with open_store(store.path) as session:
-        got = session.sql("SELECT run_id, epoch, attempt, train_loss FROM history ORDER BY run_id, epoch").fetchall()
-    assert [(r, e, a) for r, e, a, _ in got] == [
-        *[(1, e, 0) for e in range(1, 6)], (1, 6, 1), (1, 7, 1),
-        (2, 1, 0), (2, 2, 0), (2, 3, 0), (2, 4, 1),
-        (3, 1, 0), (3, 2, 0), (3, 3, 0),
-    ]
-    assert got[-1][3] == 3.0  # run 3's epoch 3 is the resume's row (the latest sweep), not the old one
 
 
 def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from mosaic.sweep import (
     read_pipelines,
     write_pipelines,
 )
-from tests.legacy_generator import legacy_generate
+from tests.helpers.legacy import legacy_generate
 
 HEADER = """\
 [PROCESS]

@@ -6,7 +6,6 @@ their file signature, and the HTML specs are rendered again with vl-convert.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -21,59 +20,13 @@ import mosaic
 from mosaic.analysis.report import metaplot, plotloss, report
 from mosaic.cli import main
 from mosaic.errors import SelectionError, StoreError, UsageError
-from mosaic.store import records
-from mosaic.store.writer import Store, now
-
-LEGACY = Path(__file__).resolve().parent / "data" / "legacy"
-
-
-def _pipeline(family: str, width: int) -> list[dict]:
-    return [
-        {"type": "dataset", "class": "dataset_OR", "path_to_class": "./dataset.py", "batch_size": "1",
-         "data_size": "200", "train_prop": "0.8", "key": "dataset_OR"},
-        {"type": "mlp", "class": family, "path_to_class": "./mlp.py", "key": family, "length": "4",
-         "width": width, "name": family},
-    ]
-
-
-def make_store(path: Path, spec: list[tuple[str, int, str]], epochs: int = 5, no_history: tuple[int, ...] = ()) -> Path:
-    """A store of runs (family, width, status) written with the store's own row builders."""
-    store = Store(path, create=True)
-    sweep = store.new_sweep_id()
-    ids = list(store.allocate_run_ids(len(spec)))
-    runs, params, results, history = [], [], [], []
-    for run_id, (family, width, status) in zip(ids, spec, strict=True):
-        pipe = _pipeline(family, width)
-        stamp = now()
-        runs.append(records.run_row(run_id, 1, pipe, status, None, stamp,
-                                    error=None if status == "done" else "Traceback: boom"))
-        params += [{"run_id": run_id, "param_name": n, "param_value": v, "time": stamp}
-                   for n, v in records.param_pairs(pipe, {}, store.path)]
-        if status != "done":
-            continue
-        nb = 4 * width * width + 3 * width + 1
-        final = 1.0 / width + run_id / 1000
-        results.append(records.result_row(run_id, 1, {
-            "train_loss": final, "test_loss": final * 1.1, "train_acc": 0.9, "test_acc": 0.8, "nb_params": nb,
-            "duration_s": 1.5, "epochs": epochs, "overfit": 0.1 * width, "trainability": final * 2, "slope": -0.01,
-            "slope_std_plus": 0.001, "slope_std_minus": 0.002}, stamp))
-        if run_id not in no_history:
-            history += records.history_rows(run_id, 1, [
-                {"epoch": e, "train_loss": final + 1 / e, "test_loss": final * 1.1 + 1 / e, "seconds": 0.1}
-                for e in range(1, epochs + 1)], stamp)
-    for table, rows in (("runs", runs), ("params", params), ("results", results), ("history", history)):
-        store.append(table, rows, sweep)
-    return path
-
-
-#: 12 runs: two families x widths 2, 3, 8 x 2 replicates; run 12 failed
-TWELVE = [(f, w, "done") for f in ("mlp_funnel", "mlp_brick") for w in (2, 3, 8) for _ in range(2)]
-TWELVE[-1] = ("mlp_brick", 8, "error")
+from tests.helpers import LEGACY
+from tests.helpers.stores import TWELVE, analysis_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    return make_store(tmp_path / "results", TWELVE, no_history=(11,))
+    return analysis_store(tmp_path / "results", TWELVE, no_history=(11,))
 
 
 def _pdf(path: Path) -> tuple[int, list[str]]:
@@ -147,7 +100,7 @@ def test_plotloss_other_formats_and_log_scale(store: Path, tmp_path: Path) -> No
 
 
 def test_plotloss_when_no_run_has_history(tmp_path: Path) -> None:
-    path = make_store(tmp_path / "s", [("mlp_funnel", 2, "error"), ("mlp_funnel", 2, "error")])
+    path = analysis_store(tmp_path / "s", [("mlp_funnel", 2, "error"), ("mlp_funnel", 2, "error")])
     result = plotloss(path, tmp_path / "x.pdf")
     pages, texts = _pdf(tmp_path / "x.pdf")
     assert pages == 1 and "No loss history for runs 1, 2" in texts[0]
@@ -287,18 +240,3 @@ def test_loss_pages_keep_the_given_run_order(store: Path) -> None:
     assert firsts == [5, 1, 2]
 
 
-def test_render_all_in_parallel_and_when_a_child_fails(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mosaic.analysis import render as module
-    from mosaic.analysis.report import loss_page_charts
-    from mosaic.store.session import open_store
-
-    with open_store(store) as session:
-        charts, _ = loss_page_charts(session, list(range(1, 11)), plot_size=1)
-    serial = module.render_all(charts[:3], "svg", processes=1)
-    assert module.render_all(charts[:3], "svg", processes=2) == serial
-    monkeypatch.setattr(module, "_CHILD", "raise SystemExit(3)")
-    pages = module.render_all(charts[:3], "pdf", processes=3)
-    assert len(pages) == 3 and all(page.startswith(b"%PDF") for page in pages)
-    for run_id, page in enumerate(pages, 1):
-        text = " ".join(PdfReader(io.BytesIO(page)).pages[0].extract_text().split())
-        assert f"{run_id}: dataset_OR(1,200,0.8)" in text

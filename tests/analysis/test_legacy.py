@@ -7,7 +7,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,12 +20,9 @@ from mosaic.errors import LegacyError, StoreError, UsageError
 from mosaic.store.session import open_store
 from mosaic.store.writer import Store
 from mosaic.sweep import write_pipelines
-from tests.store_rows import TRACEBACK, SweepWriter, build_store, pipeline
+from tests.helpers import BIN, LEGACY_DB, LEGACY_RUNS
+from tests.helpers.stores import TRACEBACK, SweepWriter, build_store, pipeline
 
-DATA = Path(__file__).resolve().parent / "data" / "legacy"
-LEGACY_DB = DATA / "legacy_sample.db"
-LEGACY_RUNS = DATA / "legacy_runs"
-BIN = Path(sys.executable).parent
 TABLES = ("params", "run_results", "runs", "system")
 
 

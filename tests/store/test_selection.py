@@ -13,9 +13,8 @@ from mosaic.store.reader import select_runs
 from mosaic.store.selection import Selection, format_ids, parse_ids
 from mosaic.store.session import open_store
 from mosaic.store.writer import Store
-from tests.store_rows import build_store
-
-LEGACY_DB = Path(__file__).resolve().parent / "data" / "legacy" / "legacy_sample.db"
+from tests.helpers import LEGACY_DB
+from tests.helpers.stores import build_store
 
 
 @pytest.fixture

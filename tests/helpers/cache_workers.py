@@ -1,4 +1,5 @@
-"""Functions run in spawned processes by test_compat (a light module: no torch import)."""
+"""Functions run in spawned processes by tests/test_lib.py, which import this module by its name
+``tests.helpers.cache_workers`` (a light module: no torch import)."""
 
 from __future__ import annotations
 
