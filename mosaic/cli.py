@@ -17,6 +17,7 @@ from typing import Any
 import mosaic
 from mosaic.console import console_progress, console_watch
 from mosaic.errors import MosaicError
+from mosaic.exec.wire.events import Event
 
 #: subcommand -> public function of mosaic it calls (tests keep this honest)
 COMMANDS: dict[str, str] = {}
@@ -215,7 +216,7 @@ def _generate(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace) -> object:
+def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[Callable[[Event], None]]:
     return console_progress(plain=args.no_progress)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -137,7 +138,7 @@ class Config:
         return self.path.parent
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a Mosaic ``.ini`` file.
 
     Raises ConfigError with file, section, key, value and the fix for any problem.
@@ -370,14 +371,14 @@ def _class_section(path: Path, name: str, values: dict[str, str]) -> ClassSectio
         Param(key, raw, "plain", (raw,)) if key == "type" else parse_value(path, name, key, raw)
         for key, raw in values.items()
     )
-    key = values.get("key")
-    if key is not None:
-        for template in _TEMPLATE.findall(key):
+    key_template = values.get("key")
+    if key_template is not None:
+        for template in _TEMPLATE.findall(key_template):
             if template != "name" and template not in values:
                 have = ", ".join(k for k in values if k not in RESERVED)
                 raise config_error(
                     path, name, "key",
-                    f"template '{key}' names '{{{template}}}' but the section has no '{template}'; use one of: {have or 'no parameters'}",
+                    f"template '{key_template}' names '{{{template}}}' but the section has no '{template}'; use one of: {have or 'no parameters'}",
                 )
     by_name = {p.name: p for p in params}
     class_names = by_name["class"].values
@@ -394,7 +395,7 @@ def _class_section(path: Path, name: str, values: dict[str, str]) -> ClassSectio
         class_name=values["class"].strip(),
         path_to_class=values["path_to_class"].strip(),
         resolved_path=resolved,
-        key=key,
+        key=key_template,
         params=params,
     )
 

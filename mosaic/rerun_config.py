@@ -10,6 +10,7 @@ selected run (e.g. ``[RERUN]`` ``lr = 1e-4``). The file needs only ``[MONITOR]``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ class RerunConfig:
         return self.path.parent
 
 
-def load_rerun_config(path: str | Path) -> RerunConfig:
+def load_rerun_config(path: str | os.PathLike[str]) -> RerunConfig:
     """Read a config for ``rerun``: ``[MONITOR]`` is required, ``[RERUN]`` optional, the rest ignored.
 
     Override values are checked when merged with each run's recorded values

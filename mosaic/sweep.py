@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -88,7 +89,7 @@ def count_pipelines(config: Config) -> int:
     return total
 
 
-def write_pipelines(pipelines: Sequence[Pipeline], path: str | Path) -> Path:
+def write_pipelines(pipelines: Sequence[Pipeline], path: str | os.PathLike[str]) -> Path:
     """Write a legacy pipeline file (JSON, indent 4) atomically; the name must end in .json."""
     path = Path(path)
     if path.suffix != ".json":
@@ -98,7 +99,7 @@ def write_pipelines(pipelines: Sequence[Pipeline], path: str | Path) -> Path:
     return atomic_write(path, json.dumps(list(pipelines), indent=4))
 
 
-def read_pipelines(path: str | Path) -> list[Pipeline]:
+def read_pipelines(path: str | os.PathLike[str]) -> list[Pipeline]:
     """Read a pipeline file written by ``generate``/``pause`` (ours or the original's)."""
     path = Path(path)
     if not path.is_file():

@@ -226,10 +226,11 @@ def _key_updates(stored: list[tuple], current: list[tuple], wanted: dict[str, An
     updates = []
     for run_id, text in stored:
         try:
-            pipeline = json.loads(text) if text else None
+            pipeline: Any = json.loads(text) if text else None
         except ValueError:
             continue
-        new = wanted.get(_unkeyed(pipeline))
+        identity = _unkeyed(pipeline)
+        new = None if identity is None else wanted.get(identity)
         if new is None:
             continue
         pipeline_changed = False

@@ -454,7 +454,7 @@ def best_runs(runs: pd.DataFrame, params: pd.DataFrame, results: pd.DataFrame, b
 
 def table_chart(table: pd.DataFrame, title: str | None = None, subtitle: Sequence[str] = ()) -> alt.LayerChart:
     """A DataFrame drawn as a text table (for PDF pages; HTML reports use a real table)."""
-    cells = []
+    cells: list[dict[str, Any]] = []
     widths = {}
     for col in table.columns:
         texts = [format_cell(v) for v in table[col]]

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import altair as alt
 import numpy as np
@@ -53,7 +53,7 @@ def check_output(path: PathLike) -> Path:
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     records = _plain_records(getattr(chart, "data", None))
     if records is not None:  # Altair converts (and hashes) a DataFrame cell by cell: 5x slower
-        named = chart.copy(deep=False)
+        named = cast(alt.SchemaBase, chart).copy(deep=False)  # every chart is also a SchemaBase
         named.data = alt.NamedData(name="data-mosaic")
         spec = named.to_dict(validate=False)
         spec["datasets"] = {**spec.get("datasets", {}), "data-mosaic": records}
@@ -245,7 +245,7 @@ def javascript_bundle() -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         pass
-    bundle = vlc.javascript_bundle(vl_version=version)
+    bundle = vlc.javascript_bundle(vl_version=version)  # type: ignore[call-arg]  # snippet=None at runtime; the stub says str
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(path, bundle)

@@ -112,7 +112,7 @@ def load_history(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFr
 def loss_page_charts(
     session: Any, run_ids: Sequence[int], plot_size: int = 2, log_scale: bool = False,
     runs: pd.DataFrame | None = None, title: str = "Loss curves",
-) -> tuple[list[alt.FacetChart], list[int]]:
+) -> tuple[list[alt.FacetChart | alt.Chart], list[int]]:
     """The loss pages of some runs (panels in ``run_ids`` order), and the runs that have no
     history (noted on the last page)."""
     runs = load_runs(session) if runs is None else runs
@@ -127,7 +127,7 @@ def loss_page_charts(
     annotations = plots.loss_annotations(results)
     layout = plots.loss_pages(drawn, plot_size)
     pages = int(layout["page"].max()) if len(layout) else 0
-    charts: list[alt.FacetChart] = []
+    charts: list[alt.FacetChart | alt.Chart] = []  # a Chart of the notes when no run has a history
     position = {run_id: index for index, run_id in enumerate(drawn)}
     for page, ids in layout.groupby("page", sort=True)["run_id"]:
         chart_notes = notes if page == pages else []
@@ -280,7 +280,7 @@ def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> Plot
 
 def _html_blocks(name: str, headline: str, best: pd.DataFrame,
                  sections: list[tuple[str, alt.TopLevelMixin]],
-                 curves: list[alt.FacetChart]) -> list[tuple[str, alt.TopLevelMixin | None]]:
+                 curves: list[alt.FacetChart | alt.Chart]) -> list[tuple[str, alt.TopLevelMixin | None]]:
     cells = best.rename(columns={"best_run": "best run"}).astype(object).map(plots.format_cell)
     table = cells.to_html(index=False, escape=True, border=0)
     blocks: list[tuple[str, alt.TopLevelMixin | None]] = [(

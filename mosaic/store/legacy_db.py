@@ -74,9 +74,9 @@ def _read_legacy(con: sqlite3.Connection, path: Path, history_dir: str | os.Path
                           "(it has params, runs, run_results and system)")
     clock = _Clock()
     params: dict[str, list[Any]] = defaultdict(list)
-    status_param: dict[int, str] = {}
-    traceback: dict[int, str] = {}
-    pipeline_json: dict[int, str] = {}
+    status_param: dict[int, str | None] = {}
+    traceback: dict[int, str | None] = {}
+    pipeline_json: dict[int, str | None] = {}
     for run_id, name, value in con.execute("SELECT run_id, param_name, param_value FROM params ORDER BY rowid"):
         text = as_text(value)
         if name == "status":

@@ -256,6 +256,7 @@ class _SqlReader(Reader):
 
     def matching_runs(self, name: str, kind: str, value: str, number: float | None) -> list[int]:
         text = "param_value"
+        arguments: list[Any]
         if kind == "equal":
             query, arguments = "SELECT run_id FROM params_text WHERE param_name = ? AND param_value = ?", [name, value]
         else:

@@ -188,7 +188,7 @@ class StoreSession:
         table = self.retry(lambda: plain(self.con.sql(query)).to_arrow_table())
         return self.con.from_arrow(table)
 
-    def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple]:
+    def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a trusted statement of Mosaic's own (with ``?`` parameters) and fetch every row.
 
         Retried if compaction removed a file while it was read.

@@ -31,7 +31,7 @@ from mosaic.exec.cluster.page import PAGE, LazyDashboard, MosaicPage
 from mosaic.exec.cluster.plugins import MosaicPlugin, WorkerSetup
 from mosaic.exec.cluster.workers import GPU, WorkerPlan, check_gpu, plan_workers
 from mosaic.exec.wire.events import Event
-from mosaic.exec.wire.task import RunTask
+from mosaic.exec.wire.task import RunOutcome, RunTask
 
 
 def local_plan(monitor: Monitor, workers: int | None = None) -> WorkerPlan:
@@ -76,7 +76,7 @@ class Cluster:
                            "the runs not finished are marked interrupted: continue with 'mosaic resume STORE'")
         return since
 
-    def submit(self, tasks: list[RunTask], topic: str, key: str) -> Future:
+    def submit(self, tasks: list[RunTask], topic: str, key: str) -> Future[list[RunOutcome]]:
         """Submit one task: ``tasks`` trained in turn on one worker by
         :func:`~mosaic.exec.cluster.entry.execute_batch`, under the Dask key ``key``."""
         return self.client.submit(execute_batch, tasks, topic, key, pure=False, key=key, resources=self.task_resources)
@@ -94,7 +94,7 @@ class Cluster:
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(topic)
 
-    def cancel(self, futures: list[Future]) -> None:
+    def cancel(self, futures: list[Future[Any]]) -> None:
         """Cancel tasks not started (or still running)."""
         self.client.cancel(futures)
 
@@ -148,6 +148,7 @@ def open_cluster(
             w.get("resources", {}).get(GPU) for w in client.scheduler_info(n_workers=-1)["workers"].values()
         ):
             cluster.close()
+            assert client.scheduler is not None  # a connected client
             raise RunError(
                 f"need_gpu = True but no worker of the scheduler at {client.scheduler.address} advertises a GPU "
                 "resource; start the workers with 'dask worker ADDRESS --resources GPU=1'"
@@ -156,6 +157,7 @@ def open_cluster(
             emit(Event("warning", text="--workers is ignored with an existing cluster"))
         workers_now = len(client.scheduler_info(n_workers=-1)["workers"])
         cluster.dashboard, cluster.page = _dashboard(client, local=False), _install_page(client, emit)
+        assert client.scheduler is not None  # a connected client
         emit(Event("cluster", text=f"scheduler {client.scheduler.address}", total=workers_now, link=cluster.dashboard, page=cluster.page))
         return cluster
     plan = plan or local_plan(monitor, workers)

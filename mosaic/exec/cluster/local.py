@@ -49,7 +49,7 @@ class _LocalCluster(LocalCluster):
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         with dask.config.set({"distributed.deploy.lost-worker-timeout": "365d"}):  # read right here
-            super()._update_worker_status(op, msg)
+            super()._update_worker_status(op, msg)  # type: ignore[no-untyped-call]  # unannotated in distributed
 
 
 def start_local_cluster(
@@ -67,7 +67,7 @@ def start_local_cluster(
     dashboard_address = "127.0.0.1:0"
     settings = {**LOCAL_SCHEDULER_CONFIG, **LOCAL_WORKER_CONFIG, "distributed.worker.multiprocessing-method": method}
     with dask.config.set(settings):
-        return _LocalCluster(
+        return _LocalCluster(  # type: ignore[no-untyped-call]  # LocalCluster.__init__ is unannotated
             env=worker_start.worker_environment(method),
             n_workers=workers,
             threads_per_worker=1,

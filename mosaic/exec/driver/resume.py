@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mosaic import sweep as sweeps
 from mosaic.config import Config, load_config
@@ -119,7 +119,7 @@ def plan_resume(target: Store, config: str | os.PathLike[str] | Config | None = 
 
 
 def _pipeline(row: dict[str, Any]) -> list[dict[str, Any]]:
-    return json.loads(row["pipeline_json"])
+    return cast(list[dict[str, Any]], json.loads(row["pipeline_json"]))
 
 
 def _owners(target: Store, owned: dict[int, list[int]]) -> str:

@@ -108,7 +108,7 @@ def latest_runs(store: str | os.PathLike[str] | Store, ids: Sequence[int] | None
         return reader.latest_runs(ids)
 
 
-def status(store: str | os.PathLike[str] | None = None) -> StatusReport:
+def status(store: str | os.PathLike[str] | Store | None = None) -> StatusReport:
     """The runs of ``store`` (default: the last one ``mosaic run`` used) by status."""
     target = store_at(store)
     live = tuple(live_sweeps(target))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mosaic.config import Process
 from mosaic.errors import PipelineError
 from mosaic.exec.training.loop import Chain
 from mosaic.exec.training.loss import aligned
@@ -90,7 +91,7 @@ def build_chain(task: RunTask, classes: Sequence[type], first: int, run_info: di
     return chain
 
 
-def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[str, Any], device: torch.device, sources: SourceBundle | None = None) -> Any:
+def build_loss(process: Process | Mapping[str, Any], config_dir: str, run_info: Mapping[str, Any], device: torch.device, sources: SourceBundle | None = None) -> Any:
     """``torch.nn.<loss_function>()`` or the user's class_loss_function on ``device``, in an AlignedLoss."""
     if process.get("class_loss_function"):
         name = process["class_loss_function"]
@@ -109,13 +110,14 @@ def build_loss(process: Mapping[str, Any], config_dir: str, run_info: Mapping[st
     return aligned(loss)
 
 
-def build_optimizer(process: Mapping[str, Any], chain: Chain) -> torch.optim.Optimizer | None:
+def build_optimizer(process: Process | Mapping[str, Any], chain: Chain) -> torch.optim.Optimizer | None:
     """``torch.optim.<optimizer>`` over every trainable module's parameters (None when there are none)."""
     name = process.get("optimizer") or "Adam"
     cls = getattr(torch.optim, name, None)
     if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
         raise PipelineError(f"optimizer '{name}' is not a torch.optim optimizer; e.g. Adam, SGD")
     params = chain.parameters()
-    return cls(params, lr=float(process["lr"])) if params else None
+    # issubclass narrows ``cls`` to type[Optimizer], whose __init__ has no lr (its subclasses' have)
+    return cls(params, lr=float(process["lr"])) if params else None  # type: ignore[call-arg]
 
 

@@ -10,7 +10,7 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ CHECKPOINT_FORMAT = 2
 
 def capture_rng() -> dict[str, Any]:
     """The states of Python's, numpy's and torch's (CPU and CUDA) random generators."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # the legacy (default) form: a tuple, not the dict of legacy=False
+    kind, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     version, internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

@@ -51,9 +51,9 @@ class Chain:
             if isinstance(module, torch.nn.Module):
                 module.train(mode)
 
-    def parameters(self) -> list[torch.nn.Parameter]:
+    def parameters(self) -> list[torch.Tensor]:
         """Trainable parameters of every module that has ``parameters()``, each once."""
-        seen: dict[int, torch.nn.Parameter] = {}
+        seen: dict[int, torch.Tensor] = {}
         for module in self.modules:
             params = getattr(module, "parameters", None)
             if not callable(params):

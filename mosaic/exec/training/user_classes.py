@@ -18,7 +18,7 @@ import threading
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def import_class(path_to_class: str, class_name: str, config_dir: str | os.PathL
     if cls is None or not callable(cls):
         classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
         raise PipelineError(f"class '{class_name}' is not defined in {path}; classes there: {', '.join(classes) or 'none'}")
-    return cls
+    return cast(type, cls)
 
 
 def _load_module(path: Path) -> types.ModuleType:
@@ -101,7 +101,7 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false":
 def _scalar_type(annotation: Any) -> type | None:
     """int/float/bool/str when the annotation is one of them (optionally ``| None``)."""
     if annotation in (int, float, bool, str):
-        return annotation
+        return cast(type, annotation)
     if isinstance(annotation, str):
         text = annotation.strip()
         if text.startswith("Optional[") and text.endswith("]"):
@@ -112,7 +112,7 @@ def _scalar_type(annotation: Any) -> type | None:
     if args and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1 and rest[0] in (int, float, bool, str):
-            return rest[0]
+            return cast(type, rest[0])
     return None
 
 

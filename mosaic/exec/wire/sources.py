@@ -121,7 +121,9 @@ def locate(bundle: SourceBundle | None, path_to_class: str) -> Path | None:
 
     The driver's own file when this machine sees it unchanged, else the bundle's local copy.
     """
-    file = bundle.file_for(path_to_class) if bundle is not None else None
+    if bundle is None:
+        return None
+    file = bundle.file_for(path_to_class)
     if file is None:
         return None
     origin = Path(file.origin)
