@@ -1,10 +1,11 @@
-"""The typed read interface of a store: :class:`Reader`, with two backends.
+"""The typed read interface of a store: :class:`Reader`, and its one implementation,
+:class:`SessionReader`, over a DuckDB session (:mod:`mosaic.store.session`) of either backend:
 
-- :class:`StoreReader` reads a Mosaic store (Parquet files, DuckDB views);
-- :class:`LegacyReader` reads a database written by the original tool (sqlite, and its
-  ``history_<id>.pt`` files when the run-files folder is given).
+- a Mosaic store (Parquet files, DuckDB views);
+- a database written by the original tool (sqlite, and its ``history_<id>.pt`` files when
+  the run-files folder is given); :attr:`Reader.is_legacy` tells which.
 
-:func:`open_reader` picks the backend from the path. Callers (status, selection, legacy
+:func:`open_reader` opens the session for a path. Callers (status, selection, legacy
 export, plots, reports) use these methods; only this package writes SQL against the views.
 
 Consistency rules (they hold for every method):
@@ -165,8 +166,8 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class _SqlReader(Reader):
-    """Both backends: the same views in a DuckDB session (see :mod:`mosaic.store.session`)."""
+class SessionReader(Reader):
+    """A reader of either backend: the same views in a DuckDB session (see :mod:`mosaic.store.session`)."""
 
     def __init__(self, session: StoreSession, owned: bool = True) -> None:
         self.session = session
@@ -291,14 +292,6 @@ class _SqlReader(Reader):
             self.session.close()
 
 
-class StoreReader(_SqlReader):
-    """A Mosaic store folder."""
-
-
-class LegacyReader(_SqlReader):
-    """A database written by the original tool (loaded once; it does not change)."""
-
-
 def open_reader(path: str | os.PathLike[str] | Store | StoreSession | Reader,
                 run_files: str | os.PathLike[str] | None = None, live: bool = True) -> Reader:
     """A reader of a store folder or an original ``.db`` (``run_files``: its history files' folder).
@@ -309,9 +302,9 @@ def open_reader(path: str | os.PathLike[str] | Store | StoreSession | Reader,
     if isinstance(path, Reader):
         return path
     if isinstance(path, StoreSession):
-        return (LegacyReader if path.is_legacy else StoreReader)(path, owned=False)
+        return SessionReader(path, owned=False)
     session = open_store(path.path if isinstance(path, Store) else path, run_files=run_files, live=live)
-    return (LegacyReader if session.is_legacy else StoreReader)(session)
+    return SessionReader(session)
 
 
 def select_runs(store: str | os.PathLike[str] | Store | StoreSession | Reader, selection: selections.Selection) -> list[int]:
@@ -328,4 +321,4 @@ def select_runs(store: str | os.PathLike[str] | Store | StoreSession | Reader, s
             reader.close()
 
 
-__all__ = ["LegacyReader", "Reader", "StoreReader", "open_reader", "select_runs"]
+__all__ = ["Reader", "SessionReader", "open_reader", "select_runs"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mosaic.store.reader import LegacyReader, Reader, StoreReader, open_reader
+from mosaic.store.reader import Reader, SessionReader, open_reader
 from tests.helpers import LEGACY_DB, LEGACY_RUNS
 from tests.helpers.contract import ReaderContract
 from tests.helpers.stores import STORE_STATES, store_in_state
@@ -22,7 +22,7 @@ class TestStoreReader(ReaderContract):
     @pytest.fixture(params=STORE_STATES)
     def reader(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Reader]:
         with store_in_state(request.param, tmp_path / "store") as path, open_reader(path) as opened:
-            assert isinstance(opened, StoreReader) and not opened.is_legacy
+            assert isinstance(opened, SessionReader) and not opened.is_legacy
             yield opened
 
 
@@ -33,5 +33,5 @@ class TestLegacyReader(ReaderContract):
     def reader(self, request: pytest.FixtureRequest) -> Iterator[Reader]:
         runs = LEGACY_RUNS if request.param.endswith("+runs") else None
         with open_reader(LEGACY_DB, run_files=runs) as opened:
-            assert isinstance(opened, LegacyReader) and opened.is_legacy
+            assert isinstance(opened, SessionReader) and opened.is_legacy
             yield opened
