@@ -6,11 +6,13 @@ What is not a fixture (paths, store builders, servers, run tasks) is in :mod:`te
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import CLASSES_DRIVER, TUTORIAL
+from tests.helpers.servers import OR_TABLE, Files
 
 
 @pytest.fixture
@@ -64,3 +66,11 @@ def sweep_dir(tmp_path: Path) -> Path:
     for name in ("dataset.py", "mlp.py"):
         shutil.copy(TUTORIAL / name, target / name)
     return target
+
+
+@pytest.fixture
+def files() -> Iterator[Files]:
+    """A real HTTP server on 127.0.0.1 serving the OR truth table (or.csv), big.bin and small.bin."""
+    server = Files({"or.csv": OR_TABLE, "big.bin": b"b" * 900, "small.bin": b"s" * 100})
+    yield server
+    server.close()

@@ -1,4 +1,5 @@
-"""Live history: epochs reach the store while runs train; the history view's latest-wins rule."""
+"""Live history (mosaic.exec.driver.live): epochs reach the store while runs train, each once
+(the history view's latest-wins rule is tested with the session, tests/store/test_session.py)."""
 
 from __future__ import annotations
 
@@ -42,9 +43,17 @@ def test_no_epoch_is_written_twice_by_one_attempt() -> None:
 
 
 def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: Path) -> None:
-    """A local sweep of 40-epoch runs: history rows and status's epoch k/40 while no run is done."""
+    """A local sweep of 40-epoch runs: history rows and status's epoch k/40 while no run is done.
+
+    Each run waits before its third epoch until the test has seen the history so far (the
+    gated dataset of tests/data/classes_driver/gated.py): no run can be done by then, however
+    fast the machine."""
+    gate = tmp_path / "gate"
+    gate.mkdir()  # no pass in it: every run waits at the gate until 'open' is there
     config = sweep_dir / "tiny.ini"
-    text = config.read_text().replace("epochs = 1", "epochs = 40").replace("data_size = 40", "data_size = 400")
+    text = config.read_text().replace("epochs = 1", "epochs = 40").replace(
+        "class = dataset_OR\npath_to_class = ./dataset.py", f"class = dataset_gated\npath_to_class = ./gated.py\ngate = {gate}")
+    assert "dataset_gated" in text
     config.write_text(text.replace("width = {2-3}", "width = 2"))  # 2 runs
     store = tmp_path / "store"
     outcome: dict[str, Any] = {}
@@ -52,17 +61,20 @@ def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: 
     thread.start()
     seen: dict[str, Any] = {}
     deadline = time.monotonic() + 240
-    while thread.is_alive() and time.monotonic() < deadline and "progress" not in seen:
-        if (store / "_mosaic.json").exists() and any(store.glob("history/*/*.parquet")):
-            with open_store(store) as session:
-                counts = session.sql("SELECT (SELECT count(*) FROM history), "
-                                     "(SELECT count(*) FROM runs WHERE status = 'done')").fetchall()[0]
-            seen.setdefault("counts", counts)
-            report = status(store)
-            if report.progress:
-                seen["progress"], seen["text"] = report.progress, report.render()
-                seen["plot"] = plotloss(store, tmp_path / "so-far.pdf", plot_size=1)  # the epochs so far
-        time.sleep(0.2)
+    try:
+        while thread.is_alive() and time.monotonic() < deadline and "progress" not in seen:
+            if (store / "_mosaic.json").exists() and any(store.glob("history/*/*.parquet")):
+                with open_store(store) as session:
+                    counts = session.sql("SELECT (SELECT count(*) FROM history), "
+                                         "(SELECT count(*) FROM runs WHERE status = 'done')").fetchall()[0]
+                seen.setdefault("counts", counts)
+                report = status(store)
+                if report.progress:
+                    seen["progress"], seen["text"] = report.progress, report.render()
+                    seen["plot"] = plotloss(store, tmp_path / "so-far.pdf", plot_size=1)  # the epochs so far
+            time.sleep(0.2)
+    finally:
+        (gate / "open").touch()  # the runs train on to their 40 epochs
     thread.join(timeout=240)
     assert not thread.is_alive()
     assert outcome["summary"].exit_code == 0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from mosaic.exec.training import metrics
+from tests.helpers import DATA
 
-LEGACY_RUNS = Path(__file__).parent / "data" / "classes_worker" / "legacy_runs"
+#: the history files of legacy_sample.db's runs
+LEGACY_RUNS = DATA / "classes_worker" / "legacy_runs"
 
 # run_results of legacy_sample.db (written by the original tool): run -> (overfit, trainability, slope)
 LEGACY_RESULTS = {

@@ -1,4 +1,6 @@
-"""The same seeds give the same losses: per-epoch losses and accuracies pinned before the
+"""One epoch's reduction (mosaic.exec.training.epoch): the same sums batch by batch or in chunks.
+
+The same seeds give the same losses: per-epoch losses and accuracies pinned before the
 epoch loop was made faster (tests/data/pinned/pinned_losses.json, written by
 tests/data/pinned/make_pinned.py with the code of that time), compared to 1e-12 on CPU."""
 
@@ -11,11 +13,13 @@ from typing import Any
 import pytest
 import torch
 
+from mosaic.errors import TrainingError
+from mosaic.exec.training.accuracy import accuracy_counts
+from mosaic.exec.training.loop import Chain, Trainer
 from mosaic.exec.training.run import RunTask, execute_run
+from tests.helpers import DATA, TUTORIAL
 
-DATA = Path(__file__).parent / "data"
 CLASSES = DATA / "pinned" / "classes.py"
-TUTORIAL = Path(__file__).parent.parent / "mosaic" / "examples" / "tutorial"
 PINNED = DATA / "pinned" / "pinned_losses.json"
 KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
 
@@ -105,3 +109,53 @@ def test_losses_are_unchanged_when_reduced_every_two_batches(name: str, tmp_path
     for got, want in zip(history, pinned, strict=True):
         for key in KEYS:
             assert got[key] == (None if want[key] is None else pytest.approx(want[key], abs=1e-12, rel=0))
+
+
+# -- the reduction, batch by batch or in chunks -------------------------------------------
+def _batch_by_batch(loader: list, rule: str) -> tuple[float, float]:
+    """The epoch's mean loss and accuracy reduced one batch at a time (the reference)."""
+    total, correct, count = torch.zeros((), dtype=torch.float64), 0, 0
+    for x, y in loader:
+        prediction = x  # the chain below is the identity
+        total += torch.nn.functional.mse_loss(prediction.reshape(y.shape).float(), y.float()).to(torch.float64)
+        got = accuracy_counts(rule, prediction, y)
+        correct, count = correct + int(got[0]), count + got[1]
+    return float(total) / len(loader), 100.0 * correct / count
+
+
+class Identity:
+    def forward(self, data: torch.Tensor, run_info: dict, module_info: dict) -> torch.Tensor:
+        return data
+
+
+@pytest.mark.parametrize("shapes", ["same", "flat_prediction", "mixed_rows"])
+def test_epoch_reduction_matches_batch_by_batch(shapes: str) -> None:
+    g = torch.Generator().manual_seed(4)
+    sizes = [3, 3, 3, 2] if shapes != "mixed_rows" else [3, 1, 4, 2]
+    loader = []
+    for rows in sizes:
+        y = torch.randint(0, 2, (rows, 1), generator=g).float()
+        x = torch.rand(rows, 1, generator=g)
+        loader.append((x.reshape(rows) if shapes == "flat_prediction" else x, y))
+    loss = lambda p, y: torch.nn.functional.mse_loss(p.reshape(y.shape), y)  # noqa: E731
+    trainer = Trainer(Chain([Identity()], [{}], [1]), loss, None, "cpu", accuracy="threshold")
+    assert trainer.run_epoch(loader, training=False) == _batch_by_batch(loader, "threshold")
+
+
+def test_epoch_reduction_over_several_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mosaic.exec.training import epoch
+
+    g = torch.Generator().manual_seed(5)
+    loader = [(torch.rand(2, 1, generator=g), torch.randint(0, 2, (2, 1), generator=g).float()) for _ in range(7)]
+    loss = torch.nn.MSELoss()
+    whole = Trainer(Chain([Identity()], [{}], [1]), loss, None, "cpu").run_epoch(loader, training=False)
+    monkeypatch.setattr(epoch, "CHUNK_BATCHES", 3)
+    chunked = Trainer(Chain([Identity()], [{}], [1]), loss, None, "cpu").run_epoch(loader, training=False)
+    assert chunked == whole == _batch_by_batch(loader, "threshold")
+
+
+def test_a_loss_that_is_not_one_value_per_batch_is_a_clear_error() -> None:
+    loader = [(torch.zeros(2, 1), torch.zeros(2, 1))]
+    trainer = Trainer(Chain([Identity()], [{}], [1]), torch.nn.MSELoss(reduction="none"), None, "cpu")
+    with pytest.raises(TrainingError, match="one value per batch"):
+        trainer.run_epoch(loader, training=False)

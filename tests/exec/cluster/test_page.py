@@ -1,32 +1,16 @@
-"""The dashboard of a local sweep: Dask's /status and Mosaic's page, fetched while the sweep runs."""
+"""Mosaic's page beside Dask's dashboard (mosaic.exec.cluster.page): the latest epoch and state of
+each run, the lazily built dashboard, and both fetched while a local sweep runs."""
 
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from mosaic.exec.cluster.page import MosaicPage
 from mosaic.exec.driver.commands import run
 from mosaic.exec.wire.events import Event, run_key, sweep_topic
-
-
-def fetch(url: str, tries: int = 20) -> tuple[int, bytes]:
-    """GET ``url``: status and body; a few bounded retries while the server comes up."""
-    for attempt in range(tries):
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, b""
-        except OSError:
-            if attempt == tries - 1:
-                raise
-            time.sleep(0.25)
-    raise AssertionError("unreachable")
+from tests.helpers.servers import fetch
 
 
 def test_local_sweep_prints_a_dashboard_that_answers_while_it_runs(sweep_dir: Path, tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
-"""A second machine, emulated: a `dask worker` that cannot see the driver's study folder.
+"""Run files without a shared disk: the three ways a worker reaches them (mosaic.exec.wire.transfer).
 
-The worker runs in its own mount namespace (``unshare -m``) with an empty tmpfs mounted over
-the folder that holds the study (config, class files, store, run files), so it shares no
-disk with the driver there, as a worker on another machine would. Skipped where mount
-namespaces are not permitted.
+The end of this module runs sweeps on a second machine, emulated: a `dask worker` that cannot
+see the driver's study folder. The worker runs in its own mount namespace (``unshare -m``)
+with an empty tmpfs mounted over the folder that holds the study (config, class files, store,
+run files), so it shares no disk with the driver there, as a worker on another machine would:
+the class files travel with the tasks (mosaic.exec.wire.sources), the run files come back
+with the results, the scheduler's dashboard and Mosaic's page see every run. Skipped where
+mount namespaces are not permitted.
 """
 
 from __future__ import annotations
@@ -12,23 +15,66 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 from distributed import Client
 
 from mosaic.exec.driver.commands import rerun, run
+from mosaic.exec.wire import transfer
 from mosaic.exec.wire.events import Event
+from mosaic.store.reader import open_reader
 from mosaic.store.selection import Selection
-from tests.helpers import CLASSES_DRIVER, TUTORIAL, stop_processes
-from tests.test_cluster import latest_runs
-from tests.test_dashboard import fetch
+from tests.helpers import CLASSES_DRIVER, DASK, TUTORIAL, stop_processes
+from tests.helpers.servers import fetch
+from tests.helpers.stores import latest_runs
 
-DASK = Path(sys.executable).parent / "dask"
+
+def test_a_worker_that_does_not_see_the_folder_sends_the_files_back(tmp_path: Path) -> None:
+    spec = transfer.plan(str(tmp_path / "runs"))
+    (tmp_path / "runs" / "checkpoint_5.pt").write_bytes(b"saved")
+    # the driver's own process sees its folder: files are written in place
+    returned: dict[str, bytes] = {}
+    with transfer.workspace(spec, spec.target, 5, True, returned) as folder:
+        assert folder == tmp_path / "runs"
+    assert returned == {}
+    # another machine: a folder of its own, with the checkpoint sent along; every file comes back
+    elsewhere = transfer.RunFiles(spec.target, "another-token")
+    task = transfer.for_task(elsewhere, 5, resume=True, send=True)
+    assert task.carry == {"checkpoint_5.pt": b"saved"}
+    with transfer.workspace(task, task.target, 5, True, returned) as folder:
+        assert folder != tmp_path / "runs" and (folder / "checkpoint_5.pt").read_bytes() == b"saved"
+        (folder / "checkpoint_5.pt").write_bytes(b"trained on")
+        (folder / "output_5.log").write_text("log\n")
+    assert returned == {"checkpoint_5.pt": b"trained on", "output_5.log": b"log\n"}
+    assert not folder.exists()
+    assert transfer.for_task(elsewhere, 5, resume=False, send=True).carry == {}
+    assert transfer.for_task(elsewhere, 6, resume=True, send=True).carry == {}  # no checkpoint yet
+
+
+def test_a_url_run_files_path_is_written_by_the_workers(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
+    """run_files_path = file://...: workers upload there (fsspec) and fetch the checkpoint to rerun."""
+    remote = tmp_path / "bucket" / "runs"
+    config = sweep_dir / "tiny.ini"
+    config.write_text(config.read_text().replace("run_files_path = run_files", f"run_files_path = file://{remote}"))
+    store = tmp_path / "store"
+    assert run(config, store, client=dask_client).exit_code == 0
+    assert sorted(p.name for p in remote.glob("checkpoint_*.pt")) == [f"checkpoint_{i}.pt" for i in (1, 2, 3, 4)]
+    assert not (sweep_dir / "run_files").exists() and not (store / "run_files").exists()
+    summary = rerun(config, store, Selection(ids="1"), epochs=2, client=dask_client)
+    assert summary.exit_code == 0 and summary.run_files == f"file://{remote}"
+    with open_reader(store) as reader:
+        epochs = {row["run_id"]: row["epochs"] for row in reader.results().to_pylist() if row["run_id"] == 1}
+    assert epochs == {1: 3}
+    log = (remote / "output_1.log").read_text()
+    assert "=== run 1 done: 1 epochs" in log and "=== run 1 done: 3 epochs" in log
+
+
+# -- a worker that cannot see the study folder ----------------------------------------------------
 LOSS = """
 import torch
 

@@ -13,7 +13,7 @@ from mosaic.exec.training.run import PipelineError, execute_run
 from mosaic.exec.training.user_classes import import_class
 from mosaic.exec.wire import sources
 from mosaic.exec.wire.sources import bundle_sources, locate, materialize
-from tests.test_runner import make_task, section
+from tests.helpers.training import make_task, section
 
 MODEL = """
 from helper import WIDTH  # a sibling module that no section names

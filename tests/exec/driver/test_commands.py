@@ -1,31 +1,33 @@
-"""Real sweeps on the session LocalCluster: the store through DuckDB, failures, Ctrl-C, reruns."""
+"""The sweep commands (mosaic.exec.driver.commands), end to end: ``run`` and ``rerun`` on the
+session LocalCluster, the store read back through DuckDB; the original tool's examples run
+unchanged, learn OR and continue.
+
+The classes under tests/data/original_examples/ use the original's API the way its shipped
+examples do; their sweep runs against a real HTTP server.
+"""
 
 from __future__ import annotations
 
-import io
+import json
 import math
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import torch
 
 import mosaic
-from mosaic.console import console_progress
+from mosaic import cache
 from mosaic.errors import ConfigError
 from mosaic.exec.driver.commands import rerun, run
 from mosaic.exec.wire.events import Event
 from mosaic.store.selection import Selection
 from mosaic.store.writer import Store
-
-
-def rows(store: Path, table: str, where: str = "true", latest: str | None = "run_id") -> list[dict[str, Any]]:
-    """Rows of a store table read straight from its Parquet files (the latest per key)."""
-    source = f"read_parquet('{store}/{table}/*/*.parquet', hive_partitioning = true)"
-    qualify = f"QUALIFY row_number() OVER (PARTITION BY {latest} ORDER BY time DESC) = 1" if latest else ""
-    return duckdb.sql(f"SELECT * FROM {source} WHERE {where} {qualify}").to_arrow_table().to_pylist()
+from tests.helpers import ORIGINAL_EXAMPLES as EXAMPLES
+from tests.helpers.servers import Files
+from tests.helpers.stores import parquet_rows
 
 
 def test_legacy_history_files_are_those_export_writes(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
@@ -51,23 +53,23 @@ def test_tutorial_sweep_fills_the_store(sweep_dir: Path, tmp_path: Path, dask_cl
     summary = run(sweep_dir / "tiny.ini", store, dask_client, on_event=events.append)
 
     assert summary.exit_code == 0 and summary.counts == {"done": 4}
-    runs = sorted(rows(store, "runs"), key=lambda r: r["run_id"])
+    runs = sorted(parquet_rows(store, "runs"), key=lambda r: r["run_id"])
     assert [r["run_id"] for r in runs] == [1, 2, 3, 4]
     assert {r["status"] for r in runs} == {"done"}
     assert runs[0]["pipeline"] == "dataset_OR(4,40,0.8) | mlp_funnel(2,2)"
     assert runs[0]["return_status"].startswith("train_loss=") and "\ttest_loss=" in runs[0]["return_status"]
     assert all(r["attempt"] == 0 and r["seed"] is not None and r["worker"] for r in runs)
     # every run was pending before it started, and running is recorded too
-    history_of_1 = [r["status"] for r in rows(store, "runs", "run_id = 1 ORDER BY time", latest=None)]
+    history_of_1 = [r["status"] for r in parquet_rows(store, "runs", "run_id = 1 ORDER BY time", latest=None)]
     assert history_of_1 == ["pending", "running", "done"]
-    results = rows(store, "results")
+    results = parquet_rows(store, "results")
     assert len(results) == 4 and all(r["epochs"] == 1 and r["nb_params"] > 0 for r in results)
-    assert len(rows(store, "history", latest=None)) == 4
-    params = {(r["param_name"], r["param_value"]) for r in rows(store, "params", "run_id = 1", latest=None)}
+    assert len(parquet_rows(store, "history", latest=None)) == 4
+    params = {(r["param_name"], r["param_value"]) for r in parquet_rows(store, "params", "run_id = 1", latest=None)}
     assert ("mlp_funnel_width", "2") in params and ("mlp_key", "mlp_funnel") in params
     assert ("database_path", str(store.resolve())) in params and ("lr", "1e-2") in params
     assert any(name == "pipeline" for name, _ in params)
-    (sweep,) = rows(store, "sweeps", latest="sweep_id")
+    (sweep,) = parquet_rows(store, "sweeps", latest="sweep_id")
     assert sweep["kind"] == "run" and sweep["ended"] is not None and "[PROCESS]" in sweep["config"]
     assert sweep["torch_version"] and sweep["dask_version"] and sweep["python_version"]
     # compacted: one file per table for the sweep
@@ -79,31 +81,11 @@ def test_tutorial_sweep_fills_the_store(sweep_dir: Path, tmp_path: Path, dask_cl
     mosaic.savedb(store, tmp_path / "copy.db")
     with mosaic.open_store(tmp_path / "copy.db", run_files=sweep_dir / "run_files") as saved:
         curves = saved.fetch("SELECT run_id, epoch, test_loss FROM history ORDER BY run_id")
-    assert curves == [(r["run_id"], r["epoch"], r["test_loss"]) for r in sorted(rows(store, "history", latest=None), key=lambda r: r["run_id"])]
+    assert curves == [(r["run_id"], r["epoch"], r["test_loss"]) for r in sorted(parquet_rows(store, "history", latest=None), key=lambda r: r["run_id"])]
     kinds = [e.kind for e in events]
     assert kinds[:2] == ["cluster", "start"] and kinds[-1] == "end" and kinds.count("finished") == 4
     text = summary.render()
     assert "4 done" in text and "mlp_brick" in text and "mlp_funnel" in text and "mosaic query" in text
-
-
-def test_failing_and_killing_classes_fail_only_their_runs(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
-    store = tmp_path / "store"
-    summary = run(sweep_dir / "faulty.ini", store, dask_client)
-
-    assert summary.exit_code == 1
-    by_id = {r["run_id"]: r for r in rows(store, "runs")}
-    assert [by_id[i]["status"] for i in (1, 2, 3, 4)] == ["done", "done", "error", "system failure"]
-    assert "deliberate failure in forward" in by_id[3]["error"]
-    assert "Traceback" in by_id[3]["return_status"]
-    assert "worker process died" in by_id[4]["error"]
-    assert "deliberate failure in forward" in (sweep_dir / "run_files" / "output_3.log").read_text()
-    assert {r["run_id"] for r in rows(store, "results")} == {1, 2}
-    assert summary.failed == [3, 4]
-    report = mosaic.status(store).render()
-    assert "\t[3] dataset_OR(4,40,0.8) | mlp_fail(2)\n\t\tRuntimeError: deliberate failure in forward" in report
-    assert "(system failure)" in report
-    # the killed worker was replaced: the cluster still runs both workers
-    dask_client.wait_for_workers(2, timeout=60)
 
 
 def test_two_concurrent_sweeps_never_share_a_run_id(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
@@ -121,7 +103,7 @@ def test_two_concurrent_sweeps_never_share_a_run_id(sweep_dir: Path, tmp_path: P
     assert len(summaries) == 2 and all(s.exit_code == 0 for s in summaries)
     first, second = ({r for r, *_ in s.runs} for s in summaries)
     assert not first & second and first | second == set(range(1, 9))
-    assert len(rows(store, "results")) == 8
+    assert len(parquet_rows(store, "results")) == 8
 
 
 def test_bad_config_writes_nothing(sweep_dir: Path, tmp_path: Path) -> None:
@@ -132,46 +114,59 @@ def test_bad_config_writes_nothing(sweep_dir: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
 
 
-def test_ctrl_c_marks_unfinished_runs_interrupted(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
-    store = tmp_path / "store"
-
-    def interrupt(event: Event) -> None:
-        if event.kind == "finished":
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(sweep_dir / "slow.ini", store, dask_client, on_event=interrupt)
-    statuses = {r["run_id"]: r["status"] for r in rows(store, "runs")}
-    assert len(statuses) == 8
-    assert "interrupted" in statuses.values() and set(statuses.values()) <= {"done", "interrupted"}
-    (sweep,) = rows(store, "sweeps", latest="sweep_id")
-    assert sweep["ended"] is not None
-    assert mosaic.status(store).of("interrupted")
-
-
 def test_rerun_continues_from_checkpoints(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
     store = tmp_path / "store"
     assert run(sweep_dir / "tiny.ini", store, dask_client).exit_code == 0
     summary = rerun(sweep_dir / "tiny.ini", store, Selection(ids="1-2"), epochs=2, client=dask_client)
 
     assert summary.exit_code == 0 and summary.kind == "rerun" and sorted(r for r, *_ in summary.runs) == [1, 2]
-    results = {r["run_id"]: r for r in rows(store, "results")}
+    results = {r["run_id"]: r for r in parquet_rows(store, "results")}
     assert results[1]["epochs"] == 3 and results[1]["attempt"] == 1
     assert results[3]["epochs"] == 1 and results[3]["attempt"] == 0
-    epochs = sorted(r["epoch"] for r in rows(store, "history", "run_id = 1 AND attempt = 1", latest=None))
+    epochs = sorted(r["epoch"] for r in parquet_rows(store, "history", "run_id = 1 AND attempt = 1", latest=None))
     assert len(epochs) == 3
-    kinds = [r["kind"] for r in rows(store, "sweeps", latest="sweep_id")]
+    kinds = [r["kind"] for r in parquet_rows(store, "sweeps", latest="sweep_id")]
     assert sorted(kinds) == ["rerun", "run"]
 
 
-def test_plain_progress_prints_one_line_per_run() -> None:
-    stream = io.StringIO()
-    with console_progress(plain=True, stream=stream) as on_event:
-        on_event(Event("cluster", total=2, text="local cluster tcp://127.0.0.1:1", link="http://127.0.0.1:8787/status"))
-        on_event(Event("start", sweep_id=1, total=2, text="/tmp/store"))
-        on_event(Event("finished", run_id=1, status="done", text="train_loss=1.000E-01"))
-        on_event(Event("finished", run_id=2, status="error", text="RuntimeError: boom"))
-    lines = stream.getvalue().splitlines()
-    assert lines[0] == "cluster: 2 workers, dashboard http://127.0.0.1:8787/status"
-    assert "[run finished] 1 done 1/2" in lines[2] and "ETA" in lines[2]
-    assert lines[3].endswith("RuntimeError: boom") and "2/2" in lines[3]
+# --- the original's examples, end to end -------------------------------------------------------
+def _query(store: Path, sql: str) -> list[dict[str, Any]]:
+    return json.loads(mosaic.query(store, sql, format="json"))
+
+
+def test_original_examples_sweep_learn_or_and_rerun(files: Files, tmp_path: Path, dask_client: Any) -> None:
+    folder = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, folder)
+    config = folder / "config.ini"
+    text = config.read_text()
+    for token, value in {"CACHE_DIR": tmp_path / "cache", "DATA_URL": files.url("or.csv"), "DATA_DIR": tmp_path / "data"}.items():
+        text = text.replace(token, str(value))
+    config.write_text(text)
+    store = tmp_path / "store"
+
+    summary = mosaic.run(config, store, dask_client)
+
+    runs = _query(store, "SELECT run_id, status, error FROM runs ORDER BY run_id")
+    assert [r["status"] for r in runs] == ["done", "done"], runs
+    assert summary.exit_code == 0
+    best = _query(store, "SELECT min(test_loss) AS best, max(epochs) AS epochs FROM run_results")[0]
+    assert best["epochs"] == 30
+    assert best["best"] < 0.02  # OR learnt; a (B, B) broadcast stays near the targets' variance (0.17)
+    # the truth table was downloaded once for both runs, into the folder given, and registered
+    assert files.requests == {"/or.csv": 1}
+    registry = cache.registered(tmp_path / "cache")
+    assert str(tmp_path / "data" / "or_table.csv") in registry
+    assert any(Path(p).name.startswith("or_sample_") for p in registry)
+    # every worker points its cache at MONITOR cache_database_path / cache_size
+    settings = dask_client.run(lambda: (str(cache.default_cache_dir()), cache._defaults.max_bytes))
+    assert set(settings.values()) == {(str(tmp_path / "cache"), 1024**2)}
+
+    again = mosaic.rerun(config, store, mosaic.Selection(ids="1-2"), epochs=2, client=dask_client)
+
+    assert again.exit_code == 0 and sorted(r for r, *_ in again.runs) == [1, 2]
+    rows = _query(store, "SELECT run_id, epochs, attempt, test_loss FROM run_results ORDER BY run_id")
+    assert [(r["epochs"], r["attempt"]) for r in rows] == [(32, 1), (32, 1)]
+    assert min(r["test_loss"] for r in rows) < 0.02  # continued from the trained state, not from scratch
+    log = (folder / "run_files" / "output_1.log").read_text()
+    assert "mosaic: load_model of mlp_funnel (pipeline module 1) failed" in log
+    assert "restored from the run's checkpoint instead" in log

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,8 +34,9 @@ from mosaic.exec.wire.events import Event, RunEvent
 from mosaic.store.layout import is_store
 from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.writer import Store, now
+from tests.helpers import BIN
+from tests.helpers.stores import parquet_rows
 
-BIN = Path(sys.executable).parent
 DEADLINE_S = 120
 
 CONFIG = """[PROCESS]
@@ -92,8 +92,13 @@ width = {2-3}
 
 
 def write_config(folder: Path, name: str, *, epochs: int = 2, widths: str = "{2-3}", multiplicity: int = 1,
-                 data_size: int = 40, extra: str = "", faults: bool = False) -> Path:
+                 data_size: int = 40, extra: str = "", faults: bool = False, gate: Path | None = None) -> Path:
+    """A config in ``folder`` (a ``sweep_dir``); ``gate``: its runs stop before their third epoch
+    until the test lets them through (the gated dataset of tests/data/classes_driver/gated.py)."""
     text = CONFIG.format(epochs=epochs, widths=widths, multiplicity=multiplicity, data_size=data_size, extra=extra)
+    if gate is not None:
+        text = text.replace("class = dataset_OR\npath_to_class = ./dataset.py",
+                            f"class = dataset_gated\npath_to_class = ./gated.py\ngate = {gate}")
     path = folder / name
     path.write_text(text + (FAULTS if faults else ""))
     return path
@@ -202,6 +207,26 @@ def test_in_a_batch_only_the_run_that_kills_its_worker_is_blamed(sweep_dir: Path
     dask_client.wait_for_workers(2, timeout=60)
 
 
+def test_failing_and_killing_classes_fail_only_their_runs(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
+    store = tmp_path / "store"
+    summary = run(sweep_dir / "faulty.ini", store, dask_client)
+
+    assert summary.exit_code == 1
+    by_id = {r["run_id"]: r for r in parquet_rows(store, "runs")}
+    assert [by_id[i]["status"] for i in (1, 2, 3, 4)] == ["done", "done", "error", "system failure"]
+    assert "deliberate failure in forward" in by_id[3]["error"]
+    assert "Traceback" in by_id[3]["return_status"]
+    assert "worker process died" in by_id[4]["error"]
+    assert "deliberate failure in forward" in (sweep_dir / "run_files" / "output_3.log").read_text()
+    assert {r["run_id"] for r in parquet_rows(store, "results")} == {1, 2}
+    assert summary.failed == [3, 4]
+    report = mosaic.status(store).render()
+    assert "\t[3] dataset_OR(4,40,0.8) | mlp_fail(2)\n\t\tRuntimeError: deliberate failure in forward" in report
+    assert "(system failure)" in report
+    # the killed worker was replaced: the cluster still runs both workers
+    dask_client.wait_for_workers(2, timeout=60)
+
+
 def test_kill_driver_before_the_first_task_then_resume(sweep_dir: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     config = write_config(sweep_dir, "c.ini", epochs=3, widths="{2-5}")
@@ -216,15 +241,23 @@ def test_kill_driver_before_the_first_task_then_resume(sweep_dir: Path, tmp_path
 
 
 def test_kill_driver_mid_sweep_then_resume_trains_to_the_planned_epochs(sweep_dir: Path, tmp_path: Path) -> None:
+    """Two runs go through the gate and finish; every other run stops at it (before its third
+    epoch, checkpointed) until the driver is killed: the kill always comes mid-sweep."""
     store = tmp_path / "store"
-    config = write_config(sweep_dir, "c.ini", epochs=4, widths="{2-4}", multiplicity=4, data_size=2000,
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    for ticket in range(2):
+        (gate / f"pass-{ticket}").touch()
+    config = write_config(sweep_dir, "c.ini", epochs=4, widths="{2-4}", multiplicity=4, gate=gate,
                           extra="checkpoint_every = 1\n")
     with driver("run", config, store, "--no-progress") as process:
         wait_for(lambda: statuses_now(store).get("done", 0) >= 2, "two runs done", process)
+        wait_for(lambda: any(gate.glob("waiting-*")), "a run waiting at the gate", process)
         with pytest.raises(UsageError, match=r"sweep 1 \(driver pid \d+ on .*\) still owns runs"):
             mosaic.resume(store)  # refused before anything starts while the live driver owns them all
         process.kill()
-    assert statuses_now(store).get("done", 0) < 12
+    assert statuses_now(store).get("done", 0) == 2  # < 12: only the two runs with a pass finished
+    (gate / "open").touch()  # the resumed runs go through
     resumed = mosaic_cli("resume", store, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     check_store(store, {"done": 12}, epochs=4)
@@ -362,8 +395,3 @@ def test_two_sweeps_a_query_loop_and_compact_at_once(sweep_dir: Path, tmp_path: 
     check_store(store, {"done": 8}, epochs=2)
 
 
-@pytest.mark.parametrize("form", ["no argument", "store"])
-def test_resume_refuses_with_one_line_when_nothing_is_known(form: str, tmp_path: Path) -> None:
-    args = [] if form == "no argument" else [tmp_path / "absent"]
-    result = mosaic_cli("resume", *args)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr

@@ -1,4 +1,5 @@
-"""rerun continues each run with its recorded PROCESS values, as the original did (issue 10).
+"""A rerun's config (mosaic.rerun_config): rerun continues each run with its recorded PROCESS
+values, as the original did.
 
 The rerun config needs only [MONITOR]; its [PROCESS] is ignored; a [RERUN] section
 overrides PROCESS keys explicitly. What a run trained with is read back from its own
@@ -14,7 +15,6 @@ import pytest
 import torch
 
 from mosaic.analysis.sql import query
-from mosaic.cli import build_parser
 from mosaic.errors import ConfigError
 from mosaic.exec.driver.commands import rerun, run
 from mosaic.exec.training import tensor_pack
@@ -114,7 +114,3 @@ def test_recorded_values_and_overrides_merge(tmp_path: Path) -> None:
     assert (process.lr, process.epochs, process.loss_function) == (0.5, 4, "MSELoss")
 
 
-@pytest.mark.parametrize("flag", ["-epoch", "-epochs"])
-def test_epoch_and_epochs_both_parse(flag: str) -> None:
-    args = build_parser().parse_args(["rerun", "config.ini", "store", "-id", "1-2", flag, "2"])
-    assert args.epochs == 2 and args.id == "1-2"

@@ -1,0 +1,82 @@
+"""The tutorial's OR dataset behind a gate: a run stops before its third epoch until the test
+lets it through, so that a test can act while runs are known to be training (a file barrier).
+
+Its second epoch first waits a little over the worker's send interval
+(``mosaic.exec.cluster.announcer.SEND_EVERY_S``), so that the worker's announcer sends the
+first two epochs at the end of the second: a run stopped at the gate has published its
+epochs so far (a run that stopped right after its first would hold it back unsent).
+
+``gate`` is a folder the test owns. A run arriving at the gate goes through when the file
+``open`` is there; else it takes one ``pass-*`` file if one is left (removing a file is atomic:
+one run per file); else it writes ``waiting-<pid>-<n>`` and waits for ``open``. It waits
+``timeout`` seconds at most and then trains on (the test waiting on it has failed by then).
+"""
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+
+class _Gated:
+    """Iterates like ``loader``; its third pass (the run's third epoch) first goes through the gate."""
+
+    def __init__(self, loader, gate, timeout):
+        self.loader = loader
+        self.gate = Path(gate)
+        self.timeout = timeout
+        self.passes = 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.passes += 1
+        if self.passes == 2:
+            from mosaic.exec.cluster.announcer import SEND_EVERY_S
+
+            time.sleep(SEND_EVERY_S + 0.05)  # the epochs so far go out when this one ends
+        elif self.passes == 3:
+            self._wait()
+        return iter(self.loader)
+
+    def _wait(self):
+        if (self.gate / "open").exists():
+            return
+        for ticket in sorted(self.gate.glob("pass-*")):
+            try:
+                ticket.unlink()
+            except FileNotFoundError:  # another run took it
+                continue
+            return
+        (self.gate / f"waiting-{os.getpid()}-{time.monotonic_ns()}").touch()
+        deadline = time.monotonic() + self.timeout
+        while not (self.gate / "open").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+class dataset_gated:
+    """``data_size`` samples of (x1, x2) -> x1 OR x2, split train/test; the train loader gated."""
+
+    def __init__(self, batch_size, data_size, train_prop, gate, timeout=240):
+        self.batch_size = int(batch_size)
+        self.data_size = int(data_size)
+        self.train_prop = float(train_prop)
+        self.gate = gate
+        self.timeout = float(timeout)
+
+    def prepare(self, data, run_info, module_info):
+        generator = torch.Generator().manual_seed(0)
+        bits = torch.randint(0, 2, (self.data_size, 2), generator=generator).float()
+        target = (bits[:, 0].bool() | bits[:, 1].bool()).float().unsqueeze(1)
+        inputs = bits + 0.05 * torch.randn(bits.shape, generator=generator)
+        cut = int(self.data_size * self.train_prop)
+        train = torch.utils.data.TensorDataset(inputs[:cut], target[:cut])
+        test = torch.utils.data.TensorDataset(inputs[cut:], target[cut:])
+        train_loader = torch.utils.data.DataLoader(train, batch_size=self.batch_size, drop_last=True)
+        test_loader = torch.utils.data.DataLoader(test, batch_size=self.batch_size, drop_last=True)
+        return _Gated(train_loader, self.gate, self.timeout), test_loader
+
+    def info(self):
+        return {"batch_size": self.batch_size, "input_size": 2, "output_size": 1}
