@@ -13,7 +13,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +152,50 @@ def pipeline_key(pipeline: Pipeline, type_: str) -> str | None:
         if section.get("type") == type_ and "key" in section:
             return str(section["key"])
     return None
+
+
+# -- the one rule for "dataset" and "model" (the driver's summary, the report, the verdict) ----
+def scheme_types(raw: Any) -> tuple[str, ...]:
+    """The types of a recorded ``data_scheme``/``pipeline_scheme`` value (``'a, b'`` -> ``('a', 'b')``)."""
+    if not isinstance(raw, str):
+        return ()
+    return tuple(t for t in (part.strip() for part in raw.split(",")) if t)
+
+
+def scheme_label(pipeline: Pipeline, types: Sequence[str], keys: Mapping[str, Any] | None = None) -> str:
+    """The part of a pipeline made of the sections of ``types``, as one label.
+
+    Each type gives its key (``keys[type]`` first: a ``<type>_key`` param, which ``rekey``
+    rewrites; else the section's ``key``), else its class name, else the type itself; the
+    parts are joined with `` | ``.
+    """
+    parts = []
+    for type_ in types:
+        key = keys.get(type_) if keys else None
+        if key is None:
+            key = pipeline_key(pipeline, type_)
+        if key is None:
+            key = next((str(s["class"]) for s in pipeline if s.get("type") == type_ and "class" in s), type_)
+        parts.append(str(key))
+    return " | ".join(parts)
+
+
+def dataset_and_model(
+    pipeline: Pipeline,
+    data_scheme: Sequence[str] = (),
+    pipeline_scheme: Sequence[str] = (),
+    keys: Mapping[str, Any] | None = None,
+) -> tuple[str | None, str | None]:
+    """The dataset and the model a run trains: the labels (:func:`scheme_label`) of its
+    data-scheme part and of its pipeline-scheme part. Replicates share both.
+
+    Without the schemes (a database of the original tool that did not record them), the
+    first section's type is the dataset and the last section's type the model. An empty
+    pipeline has neither.
+    """
+    if not pipeline:
+        return None, None
+    if not data_scheme or not pipeline_scheme:
+        types = [str(s.get("type")) for s in pipeline]
+        data_scheme, pipeline_scheme = types[:1], types[-1:]
+    return scheme_label(pipeline, data_scheme, keys), scheme_label(pipeline, pipeline_scheme, keys)

@@ -20,6 +20,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from mosaic import sweep as sweeps
 from mosaic.errors import UsageError
 from mosaic.store.status import (  # FAILED: failed; any status but done and FAILED: unfinished
     FAILED,
@@ -56,9 +57,13 @@ def _pipeline_sections(text: Any, cache: dict[str, list[dict]]) -> list[dict]:
 def run_keys(runs: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
     """One row per run: ``run_id, status, pipeline, dataset_key, model_key``.
 
-    The dataset key is the ``<type>_key`` param of the pipeline's first section type, the
-    model key that of its last section type (the last ``pipeline_scheme`` type); a key
-    missing from ``params`` falls back to the section's ``key`` in the pipeline JSON.
+    The one rule of :func:`mosaic.sweep.dataset_and_model` (the rule ``mosaic run``'s summary
+    uses): the model is the pipeline-scheme part of the run's pipeline, the dataset its
+    data-scheme part, each the keys (else class names) of those sections joined with `` | ``.
+    The schemes come from the run's ``data_scheme``/``pipeline_scheme`` params; without
+    them (an original database that lacks them), the first section type is the dataset and
+    the last the model. A ``<type>_key`` param (``rekey`` rewrites them) wins over the
+    section's ``key`` in the pipeline JSON.
     """
     frame = runs.copy()
     wide = _params_wide(params)
@@ -68,18 +73,23 @@ def run_keys(runs: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
         frame["status"] = frame["run_id"].map(wide.get("status", {}))
     if "pipeline" not in frame.columns:
         frame["pipeline"] = None
+    key_params = {name[:-4]: values for name, values in wide.items() if name.endswith("_key")}
+    data_schemes, model_schemes = wide.get("data_scheme", {}), wide.get("pipeline_scheme", {})
     cache: dict[str, list[dict]] = {}
+    labels: dict[tuple, tuple[str | None, str | None]] = {}
     dataset_keys, model_keys = [], []
     for run_id, text in zip(frame["run_id"].tolist(), frame["pipeline_json"].tolist(), strict=True):
+        run = int(run_id)
         sections = _pipeline_sections(text, cache)
-        keys = []
-        for section in (sections[:1], sections[-1:]):
-            key = None
-            if section:
-                key = wide.get(f"{section[0].get('type')}_key", {}).get(int(run_id), section[0].get("key"))
-            keys.append(None if key is None else str(key))
-        dataset_keys.append(keys[0])
-        model_keys.append(keys[1])
+        keys = {t: v[run] for t, v in key_params.items() if run in v}
+        schemes = (data_schemes.get(run), model_schemes.get(run))
+        memo = (text if isinstance(text, str) else None, schemes, tuple(sorted(keys.items())))
+        if memo not in labels:
+            labels[memo] = sweeps.dataset_and_model(sections, sweeps.scheme_types(schemes[0]),
+                                                    sweeps.scheme_types(schemes[1]), keys)
+        dataset, model = labels[memo]
+        dataset_keys.append(dataset)
+        model_keys.append(model)
     frame["dataset_key"] = dataset_keys
     frame["model_key"] = model_keys
     return frame[["run_id", "status", "pipeline", "dataset_key", "model_key"]].reset_index(drop=True)
@@ -285,7 +295,8 @@ def metaplot_points(
     """The runs of one dataset key: ``run_id, group, nb_params, value, status, pipeline,
     included, left_out``.
 
-    A run belongs to ``dataset_key`` when one of its ``*_key`` params equals it. ``group`` is
+    A run belongs to ``dataset_key`` when one of its ``*_key`` params, or its dataset (see
+    :func:`run_keys`), equals it. ``group`` is
     the model key (see :func:`run_keys`) or the value of param ``group_by``; ``value`` is the
     criterion. ``included`` is false for runs left out, and ``left_out`` says why: failed,
     unfinished, with no value, without the group param.
@@ -294,6 +305,7 @@ def metaplot_points(
     keys = params[params["param_name"].astype(str).str.endswith("_key")]
     matching = set(keys.loc[keys["param_value"].astype(str) == str(dataset_key), "run_id"].astype(int))
     info = run_keys(runs, params)
+    matching |= set(info.loc[info["dataset_key"] == str(dataset_key), "run_id"].astype(int))
     if not matching:
         known = sorted({k for k in info["dataset_key"].dropna()}) or sorted(set(keys["param_value"].astype(str)))
         raise UsageError(f"dataset key {dataset_key!r} matches no run; dataset keys in this store: "

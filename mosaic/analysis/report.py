@@ -94,8 +94,10 @@ def load_runs(reader: Any) -> pd.DataFrame:
 
 
 def load_params(reader: Any, names: Sequence[str] = ()) -> pd.DataFrame:
-    """Key params (``*_key``), ``pipeline`` and ``status`` rows of ``params``, plus ``names``."""
-    return open_reader(reader).params(names=["pipeline", "status", *names], keys=True).to_pandas()
+    """Key params (``*_key``), ``pipeline``, ``status`` and the schemes (``data_scheme``,
+    ``pipeline_scheme``: what a dataset and a model are) rows of ``params``, plus ``names``."""
+    wanted = ["pipeline", "status", "data_scheme", "pipeline_scheme", *names]
+    return open_reader(reader).params(names=wanted, keys=True).to_pandas()
 
 
 def load_results(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:

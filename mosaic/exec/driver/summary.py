@@ -29,14 +29,9 @@ def _sci(value: Any) -> str:
 
 
 def model_key(pipeline: list[dict[str, Any]], config: Config) -> str:
-    """The model a run trains: the keys (else class names) of its pipeline-scheme sections."""
-    parts = []
-    for type_ in config.process.pipeline_scheme:
-        key = sweeps.pipeline_key(pipeline, type_)
-        if key is None:
-            key = next((str(s["class"]) for s in pipeline if s.get("type") == type_), type_)
-        parts.append(key)
-    return " | ".join(parts)
+    """The model a run trains: the keys (else class names) of its pipeline-scheme sections
+    (:func:`mosaic.sweep.dataset_and_model`, the rule the report and the verdict use)."""
+    return sweeps.scheme_label(pipeline, config.process.pipeline_scheme)
 
 
 @dataclass(frozen=True)
