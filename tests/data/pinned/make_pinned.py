@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(HERE.parents[2]))  # the repository root: tests is a package
 
-from test_pinned_losses import CASES, run_case  # noqa: E402
+from tests.exec.training.test_epoch import CASES, run_case  # noqa: E402
 
 if __name__ == "__main__":
     pinned = {}

@@ -71,7 +71,7 @@ def test_page_keeps_the_latest_epoch_and_state_of_each_run() -> None:
 
 def test_the_embedded_dashboard_is_built_on_its_first_visit(dask_client: Any) -> None:
     """The embedded scheduler starts without Dask's bokeh pages (~1.3 s of CPU before the first
-    run, issue 11); the first visit builds them and is redirected to the page asked for."""
+    run); the first visit builds them and is redirected to the page asked for."""
     from mosaic.exec.cluster.page import LazyDashboard
 
     def applications(dask_scheduler: Any) -> list[str]:
