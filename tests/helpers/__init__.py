@@ -3,7 +3,7 @@
 Test modules import from here and never from one another; ``tests/conftest.py`` holds the
 fixtures. The modules of this package:
 
-- this one: the paths of the test data and of the installed commands, process and wait helpers;
+- this one: the paths of the test data and of the installed commands, stopping helper processes;
 - :mod:`tests.helpers.stores`: stores written row by row with the store's own writer, the
   store states every reader must handle, the views' columns;
 - :mod:`tests.helpers.contract`: :class:`~tests.helpers.contract.ReaderContract`, the reader
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,11 +53,3 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
             process.kill()
             process.wait(timeout=20)
 
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 120.0, poll: float = 0.05) -> None:
-    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
