@@ -108,7 +108,7 @@ class Monitor:
     cache_database_path: str
     cache_size: int
     raw: Mapping[str, str] = field(repr=False)
-    runs_per_task: int | None = None  # None: auto (mosaic.exec.batching)
+    runs_per_task: int | None = None  # None: auto (mosaic.exec.driver.batching)
     legacy_history: bool = False  # also write history_<id>.pt in run_files
 
 
