@@ -40,6 +40,8 @@ _API = {
     "plotloss": "mosaic.analysis.report",
     "metaplot": "mosaic.analysis.report",
     "report": "mosaic.analysis.report",
+    "verdict": "mosaic.analysis.compare",
+    "Verdict": "mosaic.analysis.compare",
     "MosaicError": "mosaic.errors",
     "ConfigError": "mosaic.errors",
     "StoreError": "mosaic.errors",

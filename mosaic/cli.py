@@ -156,7 +156,7 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("store", help="the store")
     p.set_defaults(handler=_compact)
 
-    p = _command(sub, "query", "query", "run read-only SQL over a store (views: params, runs, run_results, system, history, sweeps)")
+    p = _command(sub, "query", "query", "run read-only SQL over a store (views: params, runs, run_results, system, history, sweeps; verdict, verdict_across)")
     p.add_argument("store", help="the store (or a .db written by the original tool)")
     p.add_argument("sql", help="the SQL statement")
     p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table", help="output format (default: table)")
@@ -182,6 +182,24 @@ def _add_plot_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("param_criterion", metavar="criterion", help="train_loss, test_loss, train_acc, test_acc, nb_params, duration(s), epochs, overfit, trainability, slope")
     p.add_argument("--group-by", metavar="PARAM", help="parameter that names the lines (default: the model type's key)")
     p.set_defaults(handler=_metaplot)
+
+    p = _command(sub, "verdict", "verdict", "which model is best on which dataset, and how sure: intervals, tests, verdicts",
+                 description="Per dataset, one row per model: replicates, mean with a bootstrap interval, rank, a "
+                 "Holm-corrected permutation test against the best, and a verdict (best, tied, worse, inconclusive); "
+                 "across datasets: average ranks, Friedman test, Nemenyi critical difference.")
+    p.add_argument("store", help="the store (or a .db written by the original tool)")
+    p.add_argument("--metric", default="test_loss", help="a numeric run_results column, each done run's final value (default test_loss)")
+    direction = p.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", dest="higher_is_better", action="store_const", const=True,
+                           help="higher values are better (the default for names with 'acc')")
+    direction.add_argument("--lower-is-better", dest="higher_is_better", action="store_const", const=False,
+                           help="lower values are better (the default for names with 'loss')")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level of intervals and tests (default 0.95)")
+    p.add_argument("--rope", type=float, metavar="WIDTH", help="tied means practically equivalent: the difference within ±WIDTH")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0: the same store gives the same verdict)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=_verdict)
 
     p = _command(sub, "report", "report", "one-page study report: summary, metaplots, best loss curves (.html or .pdf)")
     p.add_argument("store", help="the store (or a .db written by the original tool)")
@@ -306,6 +324,13 @@ def _plotloss(args: argparse.Namespace, function: Callable[..., Any]) -> int:
 def _metaplot(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     result = function(args.database_file, args.output_file, args.dataset_key_criterion, args.param_criterion, group_by=args.group_by)
     _echo(result.render())
+    return 0
+
+
+def _verdict(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    result = function(args.store, metric=args.metric, higher_is_better=args.higher_is_better, level=args.level,
+                      rope=args.rope, seed=args.seed, format=args.format, output=args.output)
+    _echo(result.render(args.format).rstrip("\n") if args.output is None else f"verdict written to {args.output}")
     return 0
 
 

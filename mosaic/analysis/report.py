@@ -18,6 +18,7 @@ import altair as alt
 import pandas as pd
 
 from mosaic.analysis import plots
+from mosaic.analysis.frames import load_history, load_params, load_results, load_runs
 from mosaic.analysis.render import (
     PathLike,
     check_output,
@@ -85,29 +86,6 @@ def _history_note(reader: Reader, missing: Sequence[int]) -> list[str]:
 def _close(reader: Reader, store: Any) -> None:
     if reader is not store:
         reader.close()
-
-
-def load_runs(reader: Any) -> pd.DataFrame:
-    """The latest runs with the columns the plots use (``run_id, status, pipeline, pipeline_json``)."""
-    frame = open_reader(reader).runs().to_pandas()
-    return frame.reindex(columns=["run_id", "status", "pipeline", "pipeline_json"])
-
-
-def load_params(reader: Any, names: Sequence[str] = ()) -> pd.DataFrame:
-    """Key params (``*_key``), ``pipeline``, ``status`` and the schemes (``data_scheme``,
-    ``pipeline_scheme``: what a dataset and a model are) rows of ``params``, plus ``names``."""
-    wanted = ["pipeline", "status", "data_scheme", "pipeline_scheme", *names]
-    return open_reader(reader).params(names=wanted, keys=True).to_pandas()
-
-
-def load_results(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
-    """The ``run_results`` view (optionally for some runs only)."""
-    return open_reader(reader).results(run_ids).to_pandas()
-
-
-def load_history(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
-    """The ``history`` view (optionally for some runs only)."""
-    return open_reader(reader).history(run_ids).to_pandas()
 
 
 # -- plotloss --------------------------------------------------------------------------------

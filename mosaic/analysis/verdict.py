@@ -35,7 +35,7 @@ MIN_REPLICATES = 3
 RESAMPLES = 2000
 _CHUNK = 1024  # groups resampled at once
 COLUMNS = ["dataset", "model", "n", "mean", "ci_low", "ci_high", "rank", "p_vs_best",
-           "prob_better_than_best", "diff_low", "diff_high", "verdict", "note"]
+           "prob_better_than_best", "diff_low", "diff_high", "verdict", "to_add", "note"]
 ACROSS_COLUMNS = ["model", "datasets", "mean_rank", "rank", "rank_gap", "critical_difference",
                   "friedman_p", "verdict"]
 
@@ -156,7 +156,8 @@ def verdict_table(
     ``verdict``: ``best``; ``tied`` (p_vs_best >= 1 - level; with ``rope``: the interval of
     the difference lies within ±rope); ``worse`` (p_vs_best < 1 - level, and with ``rope``
     the difference leaves ±rope); ``inconclusive`` (too few replicates for the test to
-    reach 1 - level, or with ``rope`` neither); ``note`` says how many replicates to add.
+    reach 1 - level, or with ``rope`` neither); ``to_add`` how many replicates this model
+    needs before the test can decide; ``note`` says why, in a few words.
     ``metric`` only names the values in notes.
     """
     _check(level, rope, resamples)
@@ -239,37 +240,38 @@ def replicates_to_add(n: int, best_n: int, level: float, compared: int = 1) -> i
 
 
 def _verdicts(table: pd.DataFrame, metric: str, level: float, rope: float | None) -> None:
-    """The ``verdict`` and ``note`` columns, in place."""
+    """The ``verdict``, ``to_add`` and ``note`` columns, in place."""
     alpha = 1.0 - level
     refs = table["_best"].to_numpy()
     sizes = table["n"].to_numpy()
     best_n = np.where(refs >= 0, sizes[np.maximum(refs, 0)], 0)
     compared = (table[refs >= 0].groupby("dataset").size() - 1).to_dict()  # models tested per dataset
     needed: dict[tuple[int, int, int], int] = {}
-    verdicts, notes = [], []
+    verdicts, adds, notes = [], [], []
     for row, (dataset, n, bn, ref, p, low, high) in enumerate(zip(
             table["dataset"].tolist(), sizes.tolist(), best_n.tolist(), refs.tolist(), table["p_vs_best"].tolist(),
             table["diff_low"].tolist(), table["diff_high"].tolist(), strict=True)):
+        add = 0
         if ref == row:
-            verdict, note = "best", f"best mean {metric} among the models with {MIN_REPLICATES}+ replicates"
+            verdict, note = "best", f"best mean {metric}"
         elif ref < 0:
-            verdict, note = "inconclusive", (f"no model of this dataset has {MIN_REPLICATES} replicates; add "
-                                             f"{MIN_REPLICATES - n} to this one (raise multiplicity)")
+            add = MIN_REPLICATES - n
+            verdict, note = "inconclusive", f"no model here has {MIN_REPLICATES} replicates: add {add}"
         elif add := needed.setdefault((n, bn, compared[dataset]), replicates_to_add(n, bn, level, compared[dataset])):
-            verdict, note = "inconclusive", (
-                f"{n} replicates against the best's {bn}: too few for the test to decide at level {level:g} "
-                f"(Holm over {compared[dataset]} models); add {add} replicate{'s' if add > 1 else ''}")
+            verdict, note = "inconclusive", f"{n} vs the best's {bn} replicates: too few to decide; add {add}"
         elif rope is not None and -rope <= low and high <= rope:
-            verdict, note = "tied", f"practically equivalent: the difference stays within ±{rope:g}"
+            verdict, note = "tied", f"equivalent within ±{rope:g}"
         elif p < alpha:
-            verdict, note = "worse", f"differs from the best (Holm-corrected p < {alpha:g})"
+            verdict, note = "worse", f"p < {alpha:g}"
         elif rope is None:
-            verdict, note = "tied", f"not distinguishable from the best at level {level:g}"
+            verdict, note = "tied", f"p >= {alpha:g}: not distinguishable"
         else:
-            verdict, note = "inconclusive", f"neither shown different nor within ±{rope:g}: add replicates to decide"
+            verdict, note = "inconclusive", f"neither different nor within ±{rope:g}: add replicates"
         verdicts.append(verdict)
+        adds.append(add)
         notes.append(note)
     table["verdict"] = verdicts
+    table["to_add"] = np.asarray(adds, dtype=np.int64)
     table["note"] = notes
 
 

@@ -171,6 +171,8 @@ class StoreSession:
         self._max_attempt: dict[Path, int] = {}
         self._has_param_int: dict[Path, bool] = {}
         self._depth = 0
+        self._provided: dict[str, Callable[[], Any]] = {}
+        self._made: set[str] = set()
 
     @property
     def is_legacy(self) -> bool:
@@ -185,8 +187,23 @@ class StoreSession:
         check_read_only(query)
         # read here, under the files lock and the retry: a relation read later could find a file
         # that a compaction deleted meanwhile
-        table = self.retry(lambda: plain(self.con.sql(query)).to_arrow_table())
+        table = self.retry(lambda: plain(self.relation(query)).to_arrow_table())
         return self.con.from_arrow(table)
+
+    def provide(self, name: str, compute: Callable[[], Any]) -> None:
+        """Offer a relation ``name`` made by ``compute()`` (an Arrow table or a DataFrame) the
+        first time a statement names it, and kept for the session's life: what the store does
+        not hold (the verdict) costs nothing to queries that do not ask for it."""
+        self._provided[name.lower()] = compute
+
+    def relation(self, query: str) -> duckdb.DuckDBPyRelation:
+        """``query`` as a DuckDB relation, once the provided relations it names are made.
+        The caller checks the statement (:func:`check_read_only`)."""
+        named = _identifiers(query) & (self._provided.keys() - self._made)
+        for name in sorted(named):
+            self.con.register(name, self._provided[name]())
+            self._made.add(name)
+        return self.con.sql(query)
 
     def fetch(self, query: str, parameters: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a trusted statement of Mosaic's own (with ``?`` parameters) and fetch every row.
@@ -448,6 +465,17 @@ def _explained_start(query: str, tokens: list[tuple[int, Any]]) -> int:
     if index >= len(tokens):
         raise StoreError("EXPLAIN of what? give EXPLAIN SELECT ...")
     return tokens[index][0]
+
+
+def _identifiers(query: str) -> set[str]:
+    """The lower-cased identifiers a statement names (not inside strings or comments)."""
+    try:
+        tokens = duckdb.tokenize(query)
+    except duckdb.Error:
+        return set()
+    ends = [pos for pos, _ in tokens[1:]] + [len(query)]
+    return {query[pos:end].strip().strip('"').lower()
+            for (pos, kind), end in zip(tokens, ends, strict=True) if kind == duckdb.token_type.identifier}
 
 
 def first_line(exc: BaseException) -> str:

@@ -62,14 +62,15 @@ def test_too_few_replicates_are_inconclusive_and_say_how_many_to_add() -> None:
                     ("AND", "other"): rng.normal(1, 0.01, 5), ("XOR", "a"): [1.0, 2.0], ("XOR", "b"): [3.0]})
     table = verdict.verdict_table(frame, "test_loss", False).set_index(["dataset", "model"])
     assert table.loc[("OR", "pair"), "verdict"] == "inconclusive"
-    assert "add 1 replicate" in table.loc[("OR", "pair"), "note"]  # 3 against 5: p can reach 2/56
+    assert table.loc[("OR", "pair"), "to_add"] == 1  # 3 against 5: p can reach 2/56
+    assert table.loc[("OR", "pair"), "note"] == "2 vs the best's 5 replicates: too few to decide; add 1"
     # 3 against 5 with two models tested (Holm): 2 x 2/56 > 0.05, so one more is needed
     assert table.loc[("AND", "three"), "verdict"] == "inconclusive"
-    assert "add 1 replicate" in table.loc[("AND", "three"), "note"]
+    assert table.loc[("AND", "three"), "to_add"] == 1
     assert table.loc[("AND", "other"), "verdict"] == "worse"
     # no model with 3 replicates: no best, every model inconclusive
     assert table.loc["XOR", "verdict"].tolist() == ["inconclusive"] * 2
-    assert "add 1" in table.loc[("XOR", "a"), "note"] and "add 2" in table.loc[("XOR", "b"), "note"]
+    assert table.loc["XOR", "to_add"].tolist() == [1, 2] and "add 2" in table.loc[("XOR", "b"), "note"]
     assert verdict.replicates_to_add(3, 3, 0.95) == 2  # 3 vs 3: the smallest p is 2/20; 5 vs 3: 2/56
 
 
@@ -109,7 +110,7 @@ def test_a_rope_calls_a_tiny_real_difference_practically_equivalent() -> None:
     plain = verdict.verdict_table(frame, "loss", False).set_index("model")
     assert plain.loc["b", "verdict"] == "worse"
     roped = verdict.verdict_table(frame, "loss", False, rope=0.01).set_index("model")
-    assert roped.loc["b", "verdict"] == "tied" and "±0.01" in roped.loc["b", "note"]
+    assert roped.loc["b", "verdict"] == "tied" and roped.loc["b", "note"] == "equivalent within ±0.01"
     unsure = verdict.verdict_table(_frame({("d", "a"): [1.0, 1.5, 0.5], ("d", "b"): [1.1, 1.6, 0.4, 1.0, 1.2]}),
                                    "loss", False, rope=0.01)
     assert unsure.set_index("model")["verdict"].to_dict() == {"a": "best", "b": "inconclusive"}
