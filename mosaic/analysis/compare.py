@@ -22,10 +22,10 @@ import pyarrow as pa
 
 from mosaic.analysis import plots
 from mosaic.analysis import verdict as stats
-from mosaic.analysis.frames import load_params, load_runs
+from mosaic.analysis.frames import load_runs
 from mosaic.analysis.output import check_target, render_csv, render_table, write_output
 from mosaic.errors import UsageError
-from mosaic.store.reader import Reader, open_reader
+from mosaic.store.reader import Reader, SessionReader, open_reader
 from mosaic.store.session import StoreSession
 from mosaic.store.status import RunStatus
 
@@ -148,7 +148,8 @@ def runs_frame(reader: Reader, metric: str) -> tuple[pd.DataFrame, dict[str, int
     numeric = [c for c in results.columns if c not in _NOT_METRICS and pd.api.types.is_numeric_dtype(results[c])]
     if metric not in numeric:
         raise UsageError(f"--metric {metric}: not a numeric column of run_results; use one of: {', '.join(numeric)}")
-    keys = plots.run_keys(load_runs(reader), load_params(reader))
+    runs = load_runs(reader)
+    keys = plots.run_keys(runs, _naming_params(reader, with_pipeline=bool(runs["pipeline_json"].isna().any())))
     done = keys[keys["status"] == RunStatus.DONE.value]
     values = pd.to_numeric(done["run_id"].map(results.set_index("run_id")[metric]), errors="coerce")
     finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
@@ -156,6 +157,19 @@ def runs_frame(reader: Reader, metric: str) -> tuple[pd.DataFrame, dict[str, int
                           "model": done["model_key"].fillna("(none)").to_numpy(), "value": values.to_numpy(dtype=float)})
     left = {"runs not done": int(len(keys) - len(done)), f"done runs without a finite {metric}": int((~finite).sum())}
     return frame[finite].reset_index(drop=True), left
+
+
+def _naming_params(reader: Reader, with_pipeline: bool) -> pd.DataFrame:
+    """The params that name a run's dataset and model: keys, schemes, and the pipeline JSON
+    when runs lack it (a database of the original tool). In no particular order: one row per
+    run and name, so none is needed, and a store's session skips the reader's sort."""
+    names = ["data_scheme", "pipeline_scheme"] + (["pipeline"] if with_pipeline else [])
+    if not isinstance(reader, SessionReader):
+        return reader.params(names=names, keys=True).to_pandas()
+    listed = ", ".join(f"'{name}'" for name in names)
+    return reader.session.arrow(
+        "SELECT run_id, param_name, param_value FROM params_text "
+        f"WHERE param_name IN ({listed}) OR param_name LIKE '%\\_key' ESCAPE '\\'").to_pandas()
 
 
 def verdict(

@@ -100,10 +100,10 @@ def _params_wide(params: pd.DataFrame) -> dict[str, dict[int, str]]:
     wide: dict[str, dict[int, str]] = {}
     if params.empty:
         return wide
-    for run_id, name, value in zip(params["run_id"].tolist(), params["param_name"].tolist(),
-                                   params["param_value"].tolist(), strict=True):
-        if value is not None and value == value:  # skip null/NaN
-            wide.setdefault(name, {})[int(run_id)] = str(value)
+    kept = params[params["param_value"].notna()]
+    for name, group in kept.groupby("param_name", sort=False):
+        wide[str(name)] = dict(zip(group["run_id"].astype("int64").tolist(),
+                                   group["param_value"].astype(str).tolist(), strict=True))
     return wide
 
 
