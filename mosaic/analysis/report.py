@@ -17,7 +17,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from mosaic.analysis import plots
+from mosaic.analysis import plots, verdict_charts
+from mosaic.analysis.compare import Verdict, verdict
 from mosaic.analysis.frames import load_history, load_params, load_results, load_runs
 from mosaic.analysis.render import (
     PathLike,
@@ -209,12 +210,14 @@ def metaplot(store: Any, out: PathLike, dataset_key: str, criterion: str, group_
 
 # -- report ----------------------------------------------------------------------------------
 def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> PlotResult:
-    """The study report: sweep summary and best runs, metaplots of test_loss and overfit per
-    dataset key, and the loss curves of the best run of each model.
+    """The study report: the verdict first (which model is best on which dataset, how sure:
+    :func:`mosaic.analysis.compare.verdict` on test_loss, with interval charts and the ranks
+    across datasets), then the sweep summary and best runs, metaplots of test_loss and overfit
+    per dataset key, and the loss curves of the best run of each model.
 
     ``.html`` is interactive (tooltips with run id and params, click a legend entry to
-    highlight a model); ``.pdf`` has a summary page, a page per dataset key, then the loss
-    curve pages.
+    highlight a model); ``.pdf`` has a verdict page, a summary page, a page per dataset key,
+    then the loss curve pages.
     """
     target = check_output(out)
     if target.suffix.lower() not in (".html", ".pdf"):
@@ -238,33 +241,76 @@ def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> Plot
                                             title="Best run of each model") if best_ids else ([], [])
         history_notes = _history_note(session, missing)
         name = Path(session.path).name
+        judged, why_not = _verdict_of(session)
     finally:
         _close(session, store)
     summary = ", ".join(f"{n} {s}" for s, n in zip(counts["status"], counts["runs"], strict=True))
     headline = f"{len(runs)} runs: {summary}"
+    answer = _verdict_charts(judged)
     if target.suffix.lower() == ".html":
-        blocks = _html_blocks(name, headline, best, sections, curves)
+        blocks = _html_verdict(name, headline, judged, why_not, answer) + _html_blocks(best, sections, curves)
         atomic_write(target, html_page(f"Mosaic report — {name}", blocks))
         pages = 1
     else:
+        title = f"Mosaic study report — {name}"
+        verdict_page: alt.TopLevelMixin = alt.vconcat(*answer).properties(
+            title=alt.TitleParams(title, subtitle=[headline, *(judged.method() if judged else [why_not])], anchor="start",
+                                  fontSize=16)) if answer else plots.table_chart(pd.DataFrame({"verdict": [why_not]}), title, [headline])
         table = best.drop(columns=["pipeline"])
-        first = plots.table_chart(table, f"Mosaic study report — {name}",
+        first = plots.table_chart(table, "Best runs per model key and dataset key",
                                   [headline, "best run = lowest test_loss among done runs, per model key and dataset key"])
-        charts = [first, *(c.properties(title=f"Dataset key {k}") for k, c in sections), *curves]
+        charts = [verdict_page, first, *(c.properties(title=f"Dataset key {k}") for k, c in sections), *curves]
         save_pages(charts, target)
         pages = len(charts)
     notes = [headline, f"{len(keys)} dataset key{'s' if len(keys) != 1 else ''}, "
                        f"{len(best_ids)} best run{'s' if len(best_ids) != 1 else ''} drawn"]
+    notes.append(f"verdict: {', '.join(_best_models(judged))}" if judged else f"no verdict: {why_not}")
     return PlotResult(target, pages, len(runs), (target,), tuple(notes + history_notes), what="runs")
 
 
-def _html_blocks(name: str, headline: str, best: pd.DataFrame,
-                 sections: list[tuple[str, alt.TopLevelMixin]],
+def _verdict_of(session: Any) -> tuple[Verdict | None, str]:
+    """The store's verdict (test_loss, default settings), or None and why there is none."""
+    try:
+        return verdict(session), ""
+    except UsageError as exc:
+        return None, str(exc)
+
+
+def _verdict_charts(judged: Verdict | None) -> list[alt.FacetChart | alt.LayerChart]:
+    if judged is None:
+        return []
+    charts: list[alt.FacetChart | alt.LayerChart] = [verdict_charts.interval_chart(judged.table, judged.metric)]
+    if judged.across is not None:
+        charts.append(verdict_charts.rank_chart(judged.across))
+    return charts
+
+
+def _best_models(judged: Verdict | None) -> list[str]:
+    if judged is None:
+        return []
+    best = judged.table[judged.table["verdict"] == "best"]
+    return [f"{m} best on {d}" for d, m in zip(best["dataset"], best["model"], strict=True)] or ["no best model yet"]
+
+
+def _html_verdict(name: str, headline: str, judged: Verdict | None, why_not: str,
+                  charts: list[alt.FacetChart | alt.LayerChart]) -> list[tuple[str, alt.TopLevelMixin | None]]:
+    """The answer before the evidence: the verdict's words, its table and its charts."""
+    head = f"<h1>Mosaic study report — {html.escape(name)}</h1>\n<p>{html.escape(headline)}</p>\n<h2>The verdict</h2>\n"
+    if judged is None:
+        return [(head + f"<p>No verdict: {html.escape(why_not)}</p>", None)]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in judged.method())
+    shown = judged.table.drop(columns=["diff_low", "diff_high"]).astype(object).map(plots.format_cell)
+    table = shown.to_html(index=False, escape=True, border=0)
+    blocks: list[tuple[str, alt.TopLevelMixin | None]] = [
+        (head + f"<p><b>{html.escape('; '.join(_best_models(judged)))}</b></p>\n<ul>{items}</ul>\n" + table, None)]
+    return blocks + [("", chart) for chart in charts]
+
+
+def _html_blocks(best: pd.DataFrame, sections: list[tuple[str, alt.TopLevelMixin]],
                  curves: list[alt.FacetChart | alt.Chart]) -> list[tuple[str, alt.TopLevelMixin | None]]:
     cells = best.rename(columns={"best_run": "best run"}).astype(object).map(plots.format_cell)
     table = cells.to_html(index=False, escape=True, border=0)
     blocks: list[tuple[str, alt.TopLevelMixin | None]] = [(
-        f"<h1>Mosaic study report — {html.escape(name)}</h1>\n<p>{html.escape(headline)}</p>\n"
         "<h2>Best runs per model key and dataset key</h2>\n"
         "<p>Best = lowest test_loss among done runs. Click a legend entry to highlight a model; "
         "hover a point for its run id and params.</p>\n" + table, None)]

@@ -149,25 +149,30 @@ def test_metaplot_errors(store: Path, tmp_path: Path) -> None:
 def test_report_pdf(store: Path, tmp_path: Path) -> None:
     result = report(store, tmp_path / "report.pdf")
     pages, texts = _pdf(tmp_path / "report.pdf")
-    # summary, one page for the dataset key, one page of best-run curves (2 models)
-    assert pages == result.pages == 3
+    # the verdict first, then the summary, one page for the dataset key, one page of best-run curves (2 models)
+    assert pages == result.pages == 4
     assert "Mosaic study report" in texts[0] and "12 runs: 11 done, 1 error" in texts[0]
-    assert "mlp_funnel" in texts[0] and "mlp_brick" in texts[0]
-    assert "test_loss vs nb_params — dataset_OR" in texts[1] and "overfit vs nb_params — dataset_OR" in texts[1]
+    assert "The verdict on test_loss" in texts[0] and "permutation test" in texts[0]
+    assert "mlp_funnel" in texts[1] and "mlp_brick" in texts[1]
+    assert "test_loss vs nb_params — dataset_OR" in texts[2] and "overfit vs nb_params — dataset_OR" in texts[2]
     # best = lowest test_loss: widest models; mlp_brick's best (run 11) has no history
-    assert "Best run of each model" in texts[2]
-    assert "5: dataset_OR(1,200,0.8) | mlp_funnel(4,8) : 281" in texts[2]
-    assert "No loss history for run 11" in texts[2]
+    assert "Best run of each model" in texts[3]
+    assert "5: dataset_OR(1,200,0.8) | mlp_funnel(4,8) : 281" in texts[3]
+    assert "No loss history for run 11" in texts[3]
     assert "12 runs: 11 done, 1 error" in result.render()
+    assert "verdict: mlp_funnel best on dataset_OR" in result.render()
 
 
 def test_report_html_is_interactive(store: Path, tmp_path: Path) -> None:
     report(store, tmp_path / "report.html")
     text = (tmp_path / "report.html").read_text()
     assert "<table" in text and "Best runs per model key and dataset key" in text
+    # the answer before the evidence: the verdict comes first
+    assert text.index("The verdict") < text.index("Best runs per model key")
     specs = json.loads(re.search(r"const specs = (.*);\n", text).group(1))
-    assert len(specs) == 2  # the metaplots of dataset_OR, the best runs' loss curves
-    meta = json.dumps(specs["chart1"])
+    assert len(specs) == 3  # the verdict's intervals, the metaplots of dataset_OR, the best runs' loss curves
+    assert "The verdict on test_loss" in json.dumps(specs["chart1"])
+    meta = next(json.dumps(spec) for spec in specs.values() if "vs nb_params" in json.dumps(spec))
     assert '"bind": "legend"' in meta and '"field": "run_id"' in meta and '"field": "pipeline"' in meta
     for spec in specs.values():
         assert vlc.vegalite_to_svg(spec).startswith("<svg")
@@ -201,8 +206,9 @@ def test_legacy_database_metaplot_and_report(legacy: tuple[Path, Path], tmp_path
     assert "brick_3" in _pdf(tmp_path / "meta.pdf")[1][0]
     result = report(db, tmp_path / "report.pdf", run_files=runs)
     pages, texts = _pdf(tmp_path / "report.pdf")
-    assert pages == 3 and "8 runs: 6 done, 2 error" in texts[0]
-    assert "broken" in texts[0]  # the failing model's row: 2 runs, 2 failed, no best run
+    assert pages == 4 and "8 runs: 6 done, 2 error" in texts[0]
+    assert "inconclusive" in texts[0]  # 2 replicates per model: the verdict says how many to add
+    assert "broken" in texts[1]  # the failing model's row: 2 runs, 2 failed, no best run
 
 
 def test_cli_commands(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
