@@ -181,6 +181,7 @@ def _add_plot_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset_key_criterion", metavar="dataset_key", help="the dataset key to study")
     p.add_argument("param_criterion", metavar="criterion", help="train_loss, test_loss, train_acc, test_acc, nb_params, duration(s), epochs, overfit, trainability, slope")
     p.add_argument("--group-by", metavar="PARAM", help="parameter that names the lines (default: the model type's key)")
+    p.add_argument("--intervals", action="store_true", help="bands: 95%% bootstrap interval of the mean (as in the verdict), not ±std")
     p.set_defaults(handler=_metaplot)
 
     p = _command(sub, "verdict", "verdict", "which model is best on which dataset, and how sure: intervals, tests, verdicts",
@@ -322,7 +323,8 @@ def _plotloss(args: argparse.Namespace, function: Callable[..., Any]) -> int:
 
 
 def _metaplot(args: argparse.Namespace, function: Callable[..., Any]) -> int:
-    result = function(args.database_file, args.output_file, args.dataset_key_criterion, args.param_criterion, group_by=args.group_by)
+    result = function(args.database_file, args.output_file, args.dataset_key_criterion, args.param_criterion,
+                      group_by=args.group_by, intervals=args.intervals)
     _echo(result.render())
     return 0
 

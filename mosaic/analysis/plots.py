@@ -57,13 +57,9 @@ def _pipeline_sections(text: Any, cache: dict[str, list[dict]]) -> list[dict]:
 def run_keys(runs: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
     """One row per run: ``run_id, status, pipeline, dataset_key, model_key``.
 
-    The one rule of :func:`mosaic.sweep.dataset_and_model` (the rule ``mosaic run``'s summary
-    uses): the model is the pipeline-scheme part of the run's pipeline, the dataset its
-    data-scheme part, each the keys (else class names) of those sections joined with `` | ``.
-    The schemes come from the run's ``data_scheme``/``pipeline_scheme`` params; without
-    them (an original database that lacks them), the first section type is the dataset and
-    the last the model. A ``<type>_key`` param (``rekey`` rewrites them) wins over the
-    section's ``key`` in the pipeline JSON.
+    The one rule of :func:`mosaic.sweep.dataset_and_model` (as in ``mosaic run``'s summary),
+    with the schemes of the run's ``data_scheme``/``pipeline_scheme`` params (without them:
+    first and last section types) and its ``<type>_key`` params (``rekey``) over the JSON's keys.
     """
     frame = runs.copy()
     wide = _params_wide(params)
@@ -377,14 +373,16 @@ def metaplot_chart(
     group_title: str = "model",
     width: int = 480,
     height: int = 300,
+    summary: pd.DataFrame | None = None,
 ) -> alt.LayerChart:
-    """Criterion against nb_params, one line per group: mean with a ±std band.
+    """Criterion against nb_params, one line per group: mean with a ±std band (or the band of
+    ``summary``, e.g. :func:`mosaic.analysis.verdict_charts.interval_summary`).
 
     Each run is a small point with a tooltip (run id, params) up to :data:`MAX_POINTS` runs.
     Clicking a legend entry highlights that group (in HTML). Runs left out are counted in
     the subtitle.
     """
-    summary = metaplot_summary(points)
+    summary = metaplot_summary(points) if summary is None else summary
     kept = points[points["included"]]
     log_x = spans_decades(summary["nb_params"])
     x = alt.X("nb_params:Q", title="nb_params" + (" (log)" if log_x else ""),
@@ -413,7 +411,7 @@ def metaplot_chart(
                      "nb_params:Q", alt.Tooltip("value:Q", title=criterion, format=".4g"),
                      alt.Tooltip("pipeline:N", title="params")],
         ))
-    subtitle = [f"{len(kept)} runs, mean ± std over replicates"] + left_out(points)
+    subtitle = [f"{len(kept)} runs, {summary.attrs.get('band', 'mean ± std over replicates')}"] + left_out(points)
     return alt.layer(*layers).properties(
         width=width, height=height,
         title=alt.TitleParams(f"{criterion} vs nb_params — {dataset_key}", subtitle=subtitle, anchor="start"),

@@ -175,30 +175,34 @@ def plotloss(
 # -- metaplot --------------------------------------------------------------------------------
 def metaplot_chart_for(session: Any, dataset_key: str, criterion: str, group_by: str | None = None,
                        runs: pd.DataFrame | None = None, params: pd.DataFrame | None = None,
-                       results: pd.DataFrame | None = None) -> tuple[alt.LayerChart, pd.DataFrame]:
-    """The metaplot chart of an open store and the per-run points behind it."""
+                       results: pd.DataFrame | None = None,
+                       intervals: bool = False) -> tuple[alt.LayerChart, pd.DataFrame]:
+    """The metaplot chart of an open store and the per-run points behind it (``intervals``:
+    bands are the bootstrap intervals of the mean, as in the verdict, not ±std)."""
     plots.check_criterion(criterion)
     runs = load_runs(session) if runs is None else runs
     params = load_params(session, [group_by] if group_by else []) if params is None else params
     results = load_results(session) if results is None else results
     points = plots.metaplot_points(runs, params, results, dataset_key, criterion, group_by=group_by)
-    chart = plots.metaplot_chart(points, criterion, dataset_key, group_title=group_by or "model")
+    summary = verdict_charts.interval_summary(points) if intervals else None
+    chart = plots.metaplot_chart(points, criterion, dataset_key, group_title=group_by or "model", summary=summary)
     return chart, points
 
 
 def metaplot(store: Any, out: PathLike, dataset_key: str, criterion: str, group_by: str | None = None,
-             run_files: PathLike | None = None) -> PlotResult:
+             run_files: PathLike | None = None, intervals: bool = False) -> PlotResult:
     """CRITERION against nb_params for the runs of DATASET_KEY, one line per model.
 
     Lines are grouped by the model type's key (or param ``group_by``); each point is the
-    mean over replicates with a ±std band; x is logarithmic when nb_params spans more
-    than a decade. Failed runs are left out and counted on the chart and in the result.
+    mean over replicates with a ±std band (``intervals``: the 95 % bootstrap interval of the
+    mean, as in the verdict); x is logarithmic when nb_params spans more than a decade.
+    Failed runs are left out and counted on the chart and in the result.
     """
     target = check_output(out)
     plots.check_criterion(criterion)
     session = _open(store, run_files)
     try:
-        chart, points = metaplot_chart_for(session, dataset_key, criterion, group_by)
+        chart, points = metaplot_chart_for(session, dataset_key, criterion, group_by, intervals=intervals)
     finally:
         _close(session, store)
     save_chart(chart, target)

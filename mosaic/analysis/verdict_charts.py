@@ -9,7 +9,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from mosaic.analysis.verdict import VERDICTS
+from mosaic.analysis import plots
+from mosaic.analysis.verdict import VERDICTS, verdict_table
 
 #: one colour per verdict (best stands out; inconclusive is grey)
 VERDICT_COLORS = ("#d62728", "#1f77b4", "#7f7f7f", "#c7c7c7")
@@ -89,3 +90,20 @@ def rank_chart(across: pd.DataFrame, width: int = 420) -> alt.LayerChart:
         subtitle.append(f"the {len(data)} best-ranked of {len(across)} models")
     return alt.layer(band, points).properties(
         width=width, title=alt.TitleParams("Across datasets", subtitle=subtitle, anchor="start"))
+
+
+def interval_summary(points: pd.DataFrame, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """:func:`mosaic.analysis.plots.metaplot_summary` with ``lower``/``upper`` the bootstrap
+    interval of the mean at ``level`` (as in the verdict) instead of ±std, for a metaplot."""
+    summary = plots.metaplot_summary(points)
+    kept = points[points["included"]]
+    if not kept.empty:
+        frame = pd.DataFrame({"dataset": kept["group"].astype(str), "model": kept["nb_params"].map(repr),
+                              "value": kept["value"].astype(float)})
+        table = verdict_table(frame, "value", higher_is_better=False, level=level, seed=seed)
+        bounds = table.set_index(["dataset", "model"])[["ci_low", "ci_high"]]
+        index = list(zip(summary["group"].astype(str), summary["nb_params"].map(repr), strict=True))
+        summary["lower"] = bounds["ci_low"].reindex(index).to_numpy()
+        summary["upper"] = bounds["ci_high"].reindex(index).to_numpy()
+    summary.attrs["band"] = f"mean and {level:.0%} bootstrap interval of the mean over replicates"
+    return summary

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import vl_convert as vlc
 
 from mosaic.analysis import verdict, verdict_charts
+from mosaic.cli import main
+from tests.helpers.scores import model_pipeline, scored_store
 
 
 def _table(models: int = 3, datasets: int = 2) -> pd.DataFrame:
@@ -43,3 +47,28 @@ def test_the_charts_render() -> None:
     across = verdict.across_datasets(table, False)
     assert across is not None
     assert vlc.vegalite_to_svg(verdict_charts.rank_chart(across).to_dict()).startswith("<svg")
+
+
+def test_metaplot_intervals_are_the_verdicts_bootstrap_intervals() -> None:
+    rng = np.random.default_rng(4)
+    points = pd.DataFrame({"group": ["a"] * 8 + ["b"] * 4, "nb_params": [10] * 4 + [20] * 4 + [10] * 4,
+                           "value": rng.normal(1.0, 0.1, 12), "included": [True] * 11 + [False]})
+    summary = verdict_charts.interval_summary(points).set_index(["group", "nb_params"])
+    kept = points[points["included"]]
+    frame = pd.DataFrame({"dataset": kept["group"], "model": kept["nb_params"].map(repr), "value": kept["value"]})
+    table = verdict.verdict_table(frame, "value", False).set_index(["dataset", "model"])
+    for (group, nb), row in summary.iterrows():
+        assert row["lower"] == table.loc[(group, repr(nb)), "ci_low"] and row["upper"] == table.loc[(group, repr(nb)), "ci_high"]
+        assert row["lower"] <= row["mean"] <= row["upper"]
+    assert summary.loc[("b", 10), "n"] == 3  # the run left out is not a replicate
+    assert "95% bootstrap interval" in summary.attrs["band"]
+
+
+def test_cli_metaplot_draws_intervals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [(model_pipeline("OR", m), "done", {"test_loss": 0.1 * i + (m == "wide"), "nb_params": 10 + 5 * (m == "wide")})
+            for m in ("brick", "wide") for i in range(4)]
+    store = scored_store(tmp_path / "store", runs).path
+    out = tmp_path / "meta.html"
+    assert main(["metaplot", str(store), str(out), "OR", "test_loss", "--intervals"]) == 0
+    assert "2 lines" in capsys.readouterr().out
+    assert "bootstrap interval of the mean" in out.read_text()
