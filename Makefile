@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mosaic plotloss demo/results demo/plotloss.pdf -id all -plot_size 3
 	$(VENV)/bin/mosaic metaplot demo/results demo/metaplot.pdf dataset_OR test_loss
 	$(VENV)/bin/mosaic report demo/results demo/report.html
+	$(VENV)/bin/mosaic verdict demo/results
 	@echo
 	@echo "results store: demo/results   report: demo/report.html   curves: demo/plotloss.pdf"
 	@echo "try: $(VENV)/bin/mosaic query demo/results \"SELECT run_id, test_loss FROM run_results ORDER BY test_loss LIMIT 5\""
