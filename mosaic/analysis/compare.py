@@ -82,7 +82,7 @@ class Verdict:
         span = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
         lines = [
             f"metric: {self.metric} ({better} is better), each done run's final value; "
-            f"{len(self.table)} models x datasets from {int(self.table['n'].sum())} runs, {span} replicates each",
+            f"{len(self.table)} (dataset, model) pairs from {int(self.table['n'].sum())} runs, {span} replicates each",
             f"interval: percentile bootstrap of the mean over replicates at level {self.level:g} "
             f"({self.resamples} resamples, seed {self.seed})",
             "best: the best mean among the models with at least "

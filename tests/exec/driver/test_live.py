@@ -69,7 +69,8 @@ def test_history_is_stored_before_the_first_run_ends(sweep_dir: Path, tmp_path: 
                                          "(SELECT count(*) FROM runs WHERE status = 'done')").fetchall()[0]
                 seen.setdefault("counts", counts)
                 report = status(store)
-                if report.progress:
+                # the history rows and the heartbeat's planned epochs are written apart: wait for both
+                if report.progress and all(p.epochs is not None for p in report.progress.values()):
                     seen["progress"], seen["text"] = report.progress, report.render()
                     seen["plot"] = plotloss(store, tmp_path / "so-far.pdf", plot_size=1)  # the epochs so far
             time.sleep(0.2)
