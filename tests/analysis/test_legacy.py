@@ -7,7 +7,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from mosaic.store.session import open_store
 from mosaic.store.writer import Store
 from mosaic.sweep import write_pipelines
 from tests.helpers import BIN, LEGACY_DB, LEGACY_RUNS
-from tests.helpers.stores import TRACEBACK, SweepWriter, build_store, pipeline
+from tests.helpers.stores import TRACEBACK, SweepWriter, build_store, pipeline, writing_thread
 
 TABLES = ("params", "run_results", "runs", "system")
 
@@ -107,16 +106,7 @@ def test_export_is_consistent_while_a_sweep_writes(store: Store, tmp_path: Path)
     writer = SweepWriter(store)
     failures: list[BaseException] = []
 
-    def write() -> None:
-        try:
-            for width in range(20, 45):
-                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
-                writer.start(run_id)
-                writer.finish(run_id)
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=write, daemon=True)
+    thread = writing_thread(writer, range(20, 45), failures)
     thread.start()
     counts = []
     deadline = time.monotonic() + 120

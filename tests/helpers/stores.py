@@ -130,6 +130,22 @@ class SweepWriter:
         self._sweep_row(ended=True)
 
 
+def writing_thread(writer: SweepWriter, widths: range, failures: list[BaseException]) -> threading.Thread:
+    """A thread (not started) that plans, starts and finishes one run per width, as a sweep
+    writing its rows; any exception lands in ``failures``."""
+
+    def write() -> None:
+        try:
+            for width in widths:
+                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
+                writer.start(run_id)
+                writer.finish(run_id)
+        except BaseException as exc:  # surfaced by the caller's assertion
+            failures.append(exc)
+
+    return threading.Thread(target=write, daemon=True)
+
+
 def build_store(store: Store, widths: Sequence[int] = (2, 3, 4, 10), failing: int = 1, epochs: int = 3) -> list[int]:
     """A finished sweep: one done mlp_brick run per width, then ``failing`` mlp_broken runs."""
     writer = SweepWriter(store)

@@ -11,7 +11,6 @@ the sqlite file itself.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.helpers.stores import (
     pipeline,
     rerun,
     store_in_state,
+    writing_thread,
 )
 
 
@@ -189,16 +189,7 @@ def test_queries_keep_working_while_a_sweep_writes(store: Store) -> None:
     writer = SweepWriter(store)
     errors: list[BaseException] = []
 
-    def write() -> None:
-        try:
-            for width in range(20, 40):
-                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
-                writer.start(run_id)
-                writer.finish(run_id)
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    thread = threading.Thread(target=write, daemon=True)
+    thread = writing_thread(writer, range(20, 40), errors)
     seen = []
     deadline = time.monotonic() + 120
     with open_store(store.path) as session:

@@ -12,7 +12,14 @@ from pathlib import Path
 from mosaic.analysis.sql import query
 from mosaic.store.session import open_store
 from tests.helpers import MOSAIC
-from tests.helpers.stores import VIEW_COLUMNS, WAIT_S, SweepWriter, busy_store, pipeline
+from tests.helpers.stores import (
+    VIEW_COLUMNS,
+    WAIT_S,
+    SweepWriter,
+    busy_store,
+    pipeline,
+    writing_thread,
+)
 
 VIEWS = tuple(VIEW_COLUMNS) + ("runs_all", "params_all", "results_all", "history_all", "sweeps_all")
 
@@ -60,15 +67,6 @@ def test_reading_while_compacting_and_writing(tmp_path: Path) -> None:
     stop = threading.Event()
     failures: list[BaseException] = []
 
-    def write() -> None:
-        try:
-            for width in range(20, 40):
-                (run_id,) = writer.plan([pipeline("mlp_brick", width)])
-                writer.start(run_id)
-                writer.finish(run_id)
-        except BaseException as exc:
-            failures.append(exc)
-
     def compact() -> None:
         try:
             while not stop.wait(0.02):
@@ -76,7 +74,7 @@ def test_reading_while_compacting_and_writing(tmp_path: Path) -> None:
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=write, daemon=True), threading.Thread(target=compact, daemon=True)]
+    threads = [writing_thread(writer, range(20, 40), failures), threading.Thread(target=compact, daemon=True)]
     for thread in threads:
         thread.start()
     done = []
