@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-import torch
+from dataset import dataset_OR  # the tutorial's, copied beside this file by the sweep_dir fixture
 
 
 class _Gated:
@@ -56,27 +56,14 @@ class _Gated:
             time.sleep(0.02)
 
 
-class dataset_gated:
-    """``data_size`` samples of (x1, x2) -> x1 OR x2, split train/test; the train loader gated."""
+class dataset_gated(dataset_OR):
+    """The tutorial's ``dataset_OR`` (beside this file in a test's sweep folder), its train loader gated."""
 
     def __init__(self, batch_size, data_size, train_prop, gate, timeout=240):
-        self.batch_size = int(batch_size)
-        self.data_size = int(data_size)
-        self.train_prop = float(train_prop)
+        super().__init__(batch_size, data_size, train_prop)
         self.gate = gate
         self.timeout = float(timeout)
 
     def prepare(self, data, run_info, module_info):
-        generator = torch.Generator().manual_seed(0)
-        bits = torch.randint(0, 2, (self.data_size, 2), generator=generator).float()
-        target = (bits[:, 0].bool() | bits[:, 1].bool()).float().unsqueeze(1)
-        inputs = bits + 0.05 * torch.randn(bits.shape, generator=generator)
-        cut = int(self.data_size * self.train_prop)
-        train = torch.utils.data.TensorDataset(inputs[:cut], target[:cut])
-        test = torch.utils.data.TensorDataset(inputs[cut:], target[cut:])
-        train_loader = torch.utils.data.DataLoader(train, batch_size=self.batch_size, drop_last=True)
-        test_loader = torch.utils.data.DataLoader(test, batch_size=self.batch_size, drop_last=True)
+        train_loader, test_loader = super().prepare(data, run_info, module_info)
         return _Gated(train_loader, self.gate, self.timeout), test_loader
-
-    def info(self):
-        return {"batch_size": self.batch_size, "input_size": 2, "output_size": 1}
