@@ -38,7 +38,7 @@ def test_torch_names_exist_in_torch() -> None:
 
 
 def test_store_tables_follow_the_schema() -> None:
-    assert schemas.table_names() == ["sweeps", "runs", "params", "results", "history"]
+    assert schemas.table_names() == ["sweeps", "runs", "params", "results", "history", "decisions"]
     for table in schemas.table_names():
         names = [name for name, _ in schemas.table_columns(table)]
         assert arrow_schema(table).names == names

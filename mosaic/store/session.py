@@ -21,6 +21,8 @@ and column names, so a user's old SQL runs unchanged:
 - ``history``     one row per (run_id, epoch), latest attempt wins (rows arrive live, one
                   epoch at a time; an interrupted attempt's epochs are replaced by its resume's)
 - ``sweeps``      one row per sweep, ``results`` one row per (run_id, attempt)
+- ``decisions``   a search strategy's cuts: one row per (pipeline, rung) with the value
+                  compared, the cutoff, kept or stopped and why (empty for a full grid)
 
 and the raw append-only tables as ``<table>_all`` (every status change, every rekey).
 Files are read by column name, so files written before a column was added read it as null.
@@ -65,9 +67,9 @@ T = TypeVar("T")
 
 # Listed in the reverse of the order a sweep writes them (runs, params, then history and
 # results), so a listing never shows history or params of a run whose runs row it missed.
-TABLES = ("history", "results", "params", "runs", "sweeps")
+TABLES = ("decisions", "history", "results", "params", "runs", "sweeps")
 # timestamps are shown as naive UTC (TIMESTAMPTZ values would need pytz in Python)
-_DUCK_TYPES = {"int64": "BIGINT", "float64": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMP"}
+_DUCK_TYPES = {"int64": "BIGINT", "float64": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA}
 _READ_PRAGMAS = {
     "show_tables", "show_tables_expanded", "table_info", "show", "database_list", "version",
@@ -116,6 +118,12 @@ _VIEWS = {
     "sweeps": """
         SELECT * FROM sweeps_all
         QUALIFY row_number() OVER (PARTITION BY sweep_id ORDER BY time DESC) = 1""",
+    # a resumed sweep may decide a rung again (the same decision): one row per (pipeline, rung)
+    "decisions": """
+        SELECT sweep_id, dataset, model, rung, runs, metric, value, cutoff, kept, rank, pipelines, reason, time
+        FROM decisions_all
+        QUALIFY row_number() OVER (PARTITION BY runs, rung ORDER BY time DESC) = 1
+        ORDER BY sweep_id, dataset, rung, rank""",
 }
 
 

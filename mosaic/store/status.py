@@ -18,6 +18,7 @@ class RunStatus(str, Enum):
     SYSTEM_FAILURE = "system failure"
     INTERRUPTED = "interrupted"
     PAUSED = "paused"
+    STOPPED = "stopped"  # cut by a search strategy at a rung: final, not a failure, can be continued
 
     def __str__(self) -> str:
         return self.value
@@ -32,6 +33,6 @@ FAILED: tuple[str, ...] = (RunStatus.ERROR.value, RunStatus.SYSTEM_FAILURE.value
 UNFINISHED: tuple[str, ...] = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.PAUSED.value)
 #: The order statuses are listed in summaries.
 ORDER: tuple[str, ...] = tuple(s.value for s in (
-    RunStatus.DONE, RunStatus.ERROR, RunStatus.SYSTEM_FAILURE, RunStatus.PAUSED, RunStatus.INTERRUPTED,
+    RunStatus.DONE, RunStatus.STOPPED, RunStatus.ERROR, RunStatus.SYSTEM_FAILURE, RunStatus.PAUSED, RunStatus.INTERRUPTED,
     RunStatus.RUNNING, RunStatus.PENDING,
 ))

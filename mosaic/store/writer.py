@@ -44,6 +44,7 @@ _ARROW_TYPES = {
     "int64": pa.int64(),
     "float64": pa.float64(),
     "string": pa.string(),
+    "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
 _clock_lock = threading.Lock()
