@@ -4,8 +4,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv demo test lint typecheck bench clean
+.PHONY: venv demo test lint typecheck bench docs wheel-test pictures clean
 
 venv: $(STAMP)
 
@@ -46,5 +47,24 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_generate.py
 
+# The documentation site (site/index.html), with the CLI, config-key and API references
+# generated from the code at each build; --strict: any warning fails the build.
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+# Build the sdist and wheel, install the wheel into a fresh venv outside the checkout and run
+# the tutorial from it (tools/wheel_test.py says what it checks).
+wheel-test: $(STAMP)
+	$(PY) tools/wheel_test.py
+
+# The documentation's pictures (docs/img), redrawn from a fresh `make demo`;
+# needs `apt-get install -y chromium poppler-utils`.
+pictures: demo
+	$(PY) tools/pictures.py
+
 clean:
-	rm -rf $(VENV) demo
+	rm -rf $(VENV) demo site dist
