@@ -19,6 +19,7 @@ from typing import Any
 
 from mosaic import classpath, schemas
 from mosaic.errors import config_error
+from mosaic.search.spec import SECTION, SearchSpec, read_search
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*-\s*(\d+)\s*\}")
 _TEMPLATE = re.compile(r"\{(\w+)\}")
@@ -122,6 +123,7 @@ class Config:
     monitor: Monitor
     sections: tuple[ClassSection, ...]
     warnings: tuple[str, ...]
+    search: SearchSpec = SearchSpec()  # [SEARCH]: the full grid unless it says otherwise
 
     @property
     def scheme(self) -> tuple[str, ...]:
@@ -155,7 +157,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     warnings: list[str] = []
     sections = []
     for name in parser.sections():
-        if name in ("PROCESS", "MONITOR"):
+        if name in ("PROCESS", "MONITOR", SECTION):
             continue
         if "type" not in items[name]:
             if "class" in items[name] or "path_to_class" in items[name]:
@@ -182,7 +184,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             f"{path} [MONITOR] nb_processus: {monitor.nb_processus} differs from the {len(monitor.gpu_available)} "
             "devices of gpu_available; Mosaic starts one worker per device"
         )
-    return Config(path.resolve(), text, process, monitor, tuple(sections), tuple(warnings))
+    search = read_search(path, items.get(SECTION), process.epochs, process.accuracy)
+    return Config(path.resolve(), text, process, monitor, tuple(sections), tuple(warnings), search)
 
 
 def _read(path: Path) -> str:

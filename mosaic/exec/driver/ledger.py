@@ -2,7 +2,7 @@
 :class:`RunLedger`, which never overwrites a final status.
 
 A run's rows in a sweep go ``pending`` -> ``running`` (once per start) -> one final status:
-``done``, ``error``, ``system failure``, ``paused`` or ``interrupted``. Once a run has its
+``done``, ``stopped``, ``error``, ``system failure``, ``paused`` or ``interrupted``. Once a run has its
 final status, the ledger refuses any later change (:meth:`RunLedger.update` returns False
 and writes nothing): a start event that arrives after the run's end, or a Ctrl-C after it
 finished, cannot turn a finished run back into a running or interrupted one.

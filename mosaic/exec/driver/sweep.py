@@ -23,12 +23,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mosaic import sweep as sweeps
 from mosaic.config import Config, Process
 from mosaic.exec.cluster.connect import Cluster, is_worker_death, open_cluster
 from mosaic.exec.cluster.plugins import MosaicPlugin
 from mosaic.exec.cluster.workers import WorkerPlan
 from mosaic.exec.driver import heartbeat, pause
-from mosaic.exec.driver.batching import BatchSizer
+from mosaic.exec.driver.batching import FETCH_TIMEOUT_S, BatchSizer, Fetcher, Window
 from mosaic.exec.driver.ledger import RunLedger
 from mosaic.exec.driver.live import LiveHistory, RunStarts
 from mosaic.exec.driver.policy import Decision, FaultPolicy
@@ -37,6 +38,8 @@ from mosaic.exec.wire import transfer
 from mosaic.exec.wire.events import EPOCH, Event, read_events
 from mosaic.exec.wire.sources import SourceBundle, bundle_sources
 from mosaic.exec.wire.task import RunOutcome, RunTask, run_seed
+from mosaic.search.decisions import decided, read_decisions
+from mosaic.search.halving import Entrant, Halving, Step
 from mosaic.store.layout import remember_store
 from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.status import RunStatus
@@ -44,9 +47,6 @@ from mosaic.store.writer import Store, now
 from mosaic.text import last_line
 
 OnEvent = Callable[[Event], None]
-#: How long fetching a finished run's outcome may take before it counts as lost with its worker
-#: (a false alarm only costs a resubmission that loads the final checkpoint and trains no epoch).
-FETCH_TIMEOUT_S = 5.0
 #: With runs left and no worker at all for this long, the sweep stops (runs marked interrupted).
 NO_WORKER_TIMEOUT_S = 600.0
 
@@ -78,9 +78,13 @@ class Sweep:
         self.sizer = BatchSizer(1, config.monitor.runs_per_task)  # runs per task (mosaic.exec.driver.batching)
         self.starts = RunStarts()
         self.summary_runs: list[tuple[int, str, float | None, str]] = []
-        self.fetcher = _Fetcher()
+        self.fetcher = Fetcher()
         self.tasks = 0  # Dask tasks submitted
         self.by_id: dict[int, PlannedRun] = {}
+        self.search: Halving | None = None  # [SEARCH] strategy = halving (mosaic.search.halving)
+        self.rung_trained: set[int] = set()  # runs that trained to a rung in this sweep: they continue
+        self.next_rung: list[PlannedRun] = []  # runs a cut kept, to submit again
+        self.holding = False  # paused: runs a cut keeps are left paused, not submitted
         self.records: SweepRecords
         self.ledger: RunLedger
         self.live: LiveHistory
@@ -143,6 +147,7 @@ class Sweep:
             self.live = LiveHistory(lambda row: self.records.add("history", row), {r.run_id: r.attempt for r in runs})
             self.sources = self._sources(runs)
             self.ledger.plan(runs, new_params)
+            self.search = self._search(runs)
             for run_id, key, value in self.overrides:  # a rerun's [RERUN] values become the runs' own
                 self.records.add("params", {"run_id": run_id, "param_name": key, "param_value": value})
         return runs
@@ -170,6 +175,18 @@ class Sweep:
         paths += dict.fromkeys(str(self._process(r.run_id).get("path_to_class_loss_function") or "") for r in runs)
         return bundle_sources(paths, self.config.base_dir)
 
+    def _search(self, runs: Sequence[PlannedRun]) -> Halving | None:
+        """The halving state of these runs (a resumed sweep's from the store's decisions)."""
+        if not self.config.search.halving:
+            return None
+        process = self.config.process
+        entrants = []
+        for r in runs:
+            dataset, model = sweeps.dataset_and_model(r.pipeline, process.data_scheme, process.pipeline_scheme)
+            entrants.append(Entrant(r.run_id, dataset or "", model or "", int(r.total or r.epochs)))
+        past = decided(read_decisions(self.store.path), self.by_id) if self.kind != "run" else None
+        return Halving(self.config.search, entrants, past)
+
     def _process(self, run_id: int) -> Process:
         """The PROCESS a run trains with (a rerun: its own recorded values)."""
         return self.processes.get(run_id, self.config.process)
@@ -182,8 +199,8 @@ class Sweep:
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
         cluster.install(plugin)
         cluster.subscribe(plugin.topic, self._receive)
-        window = _Window(cluster, plugin, self.sizer, self.policy, self._task, self.fetcher.fetch)
-        queue = collections.deque(runs)
+        window = Window(cluster, plugin, self.sizer, self.policy, self._task, self.fetcher.fetch)
+        queue = collections.deque(self._searching(runs))
         paused_file = None
         tick = 0.0
         idle_since: float | None = None
@@ -196,6 +213,8 @@ class Sweep:
                     if batch is not None:
                         queue.extendleft(reversed(self._collect(future, batch)))
                     future.release()
+                queue.extendleft(reversed(self.next_rung))  # a cut's survivors go on first
+                self.next_rung.clear()
                 window.fill(queue)  # after a pause the queue holds only runs to resubmit
                 if time.monotonic() - tick > 0.5:
                     tick = time.monotonic()
@@ -204,10 +223,12 @@ class Sweep:
                     heartbeat.write_heartbeat(self.store, self.sweep_id, pid=os.getpid(), progress=self.live.progress)
                     if paused_file is None and (request := pause.claim_pause(self.store, self.sweep_id)):
                         paused_file = self._pause(request, cluster, queue, window.inflight)
+                        self.holding = paused_file is not None
                 self.records.maybe_flush()
                 if not done:
                     window.wait(0.05)
             self._take_announcements()
+            self._hold(runs)
         except BaseException as exc:  # Ctrl-C, or the cluster lost: leave a readable store
             reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"driver stopped: {type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):  # the original error matters more
@@ -223,6 +244,11 @@ class Sweep:
     def _task(self, planned: PlannedRun) -> RunTask:
         # a run trained before (result lost with its worker) continues to its planned total
         again = self.policy.continues(planned.run_id) and planned.total is not None
+        rung = self.search.target(planned.run_id) if self.search is not None else None
+        if rung is not None:  # halving: train to the next rung, from the last one's checkpoint
+            again = again or planned.run_id in self.rung_trained
+            planned = PlannedRun(planned.run_id, planned.attempt, planned.pipeline, planned.epochs,
+                                 planned.resume or again, rung)
         return RunTask(
             run_id=planned.run_id,
             attempt=planned.attempt,
@@ -233,7 +259,7 @@ class Sweep:
             run_files=str(self.run_files),
             epochs=planned.epochs,
             resume=planned.resume or again,
-            until=planned.total if again or (planned.resume and self.kind == "resume") else None,
+            until=planned.total if again or rung is not None or (planned.resume and self.kind == "resume") else None,
             sources=self.sources,
             files=transfer.for_task(self.files, planned.run_id, planned.resume or again, self.send_checkpoints),
             legacy_history=self.config.monitor.legacy_history,
@@ -243,7 +269,7 @@ class Sweep:
     def _collect(self, future: Any, batch: list[PlannedRun]) -> list[PlannedRun]:
         """Record a task (a batch of runs) that left the scheduler; the runs to submit again.
 
-        finished: its outcomes (fetched at once by :class:`_Fetcher`). error: when the worker
+        finished: its outcomes (fetched at once by :class:`Fetcher`). error: when the worker
         died, each run is judged by the fault policy from what its worker announced;
         anything else is Mosaic's own error with its traceback. cancelled: ``system failure``.
         pending/lost: it finished on a worker that died before its result was fetched: run again.
@@ -298,16 +324,17 @@ class Sweep:
         stamp = now()
         results = outcome.results or None
         status = RunStatus(outcome.status) if outcome.status in (RunStatus.DONE, RunStatus.ERROR) else RunStatus.ERROR
+        step = self._reached(planned, outcome, status)
+        if step is not None and not step.final:  # halving: it reached a rung and waits for its dataset's cut
+            self._write_outcome(planned, outcome, results, stamp)
+            self.rung_trained.add(planned.run_id)
+            self._apply(step)
+            return
         shown = return_status(results) if status == RunStatus.DONE and results else (outcome.error or outcome.message or "")
         if not self.ledger.update(planned, status, stamp, return_status=shown, worker=outcome.worker,
                                   device=outcome.device, error=outcome.error, seed=outcome.seed):
             return
-        self.live.drain()  # the epochs that came live are not written again
-        try:
-            transfer.receive(self.files, outcome.files)
-        except OSError as exc:
-            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id, text=f"run files of run {planned.run_id} not written: {exc}"))
-        self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
+        self._write_outcome(planned, outcome, results, stamp)
         loss = results.get("test_loss") if results else None
         self.summary_runs.append((planned.run_id, status, loss, model_key(planned.pipeline, self.config)))
         text = shown if status == RunStatus.DONE else last_line(outcome.error or outcome.message or "")
@@ -315,6 +342,63 @@ class Sweep:
             text += f"  ({outcome.message})"
         self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=text,
                         worker=outcome.worker, device=outcome.device))
+        if step is not None:  # its end may complete its dataset's rung
+            self._apply(step)
+
+    def _write_outcome(self, planned: PlannedRun, outcome: RunOutcome, results: dict[str, Any] | None,
+                       stamp: Any) -> None:
+        """Buffer an attempt's history (the epochs not written live) and results; receive its files."""
+        self.live.drain()  # the epochs that came live are not written again
+        try:
+            transfer.receive(self.files, outcome.files)
+        except OSError as exc:
+            self.emit(Event("warning", sweep_id=self.sweep_id, run_id=planned.run_id, text=f"run files of run {planned.run_id} not written: {exc}"))
+        self.records.add_outcome(planned, self.live.unwritten(planned.run_id, planned.attempt, outcome.history), results, stamp)
+
+    # -- halving ([SEARCH] strategy = halving) -------------------------------------------
+    def _reached(self, planned: PlannedRun, outcome: RunOutcome, status: RunStatus) -> Step | None:
+        """Tell the search that a run's task ended (None without a search, or for a finished run)."""
+        if self.search is None or self.ledger.is_final(planned.run_id):
+            return None
+        if status == RunStatus.DONE:
+            return self.search.reached(planned.run_id, outcome.history)
+        return self.search.dropped(planned.run_id)
+
+    def _apply(self, step: Step) -> None:
+        """Record a step's decisions, stop the runs it cut, queue the runs it kept."""
+        stamp = now()
+        for cut in step.cuts:
+            self.records.add("decisions", {**cut.row(), "time": stamp})
+        if step.cuts:
+            self.emit(Event("decision", sweep_id=self.sweep_id, total=len(step.stop), text=_cut_text(step.cuts)))
+        cut_of = {run_id: cut for cut in step.cuts for run_id in cut.runs}
+        for run_id in step.stop:
+            cut = cut_of[run_id]
+            self._stop(self.by_id[run_id], f"stopped at epoch {cut.rung}: {cut.reason}", stamp)
+        if not self.holding:
+            self.next_rung.extend(self.by_id[run_id] for run_id in step.resume)
+
+    def _stop(self, planned: PlannedRun, text: str, stamp: Any) -> None:
+        if self.ledger.update(planned, RunStatus.STOPPED, stamp, return_status=text,
+                              worker=self.starts.worker(planned.run_id), device=self.starts.device(planned.run_id)):
+            self.summary_runs.append((planned.run_id, RunStatus.STOPPED, None, model_key(planned.pipeline, self.config)))
+            self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=RunStatus.STOPPED, text=text))
+
+    def _searching(self, runs: Sequence[PlannedRun]) -> list[PlannedRun]:
+        """The runs to submit: a resumed sweep's runs that a recorded decision stopped are marked stopped."""
+        if self.search is None or not self.search.stopped_before:
+            return list(runs)
+        stamp = now()
+        for run_id in self.search.stopped_before:
+            self._stop(self.by_id[run_id], "stopped by a recorded decision (see the decisions table)", stamp)
+        return [r for r in runs if not self.ledger.is_final(r.run_id)]
+
+    def _hold(self, runs: Sequence[PlannedRun]) -> None:
+        """Runs a pause left waiting at a rung are paused: 'mosaic resume STORE' continues them."""
+        stamp = now()
+        for planned in runs:
+            if not self.ledger.is_final(planned.run_id):
+                self.ledger.update(planned, RunStatus.PAUSED, stamp)
 
     def _fail(self, planned: PlannedRun, status: RunStatus, text: str) -> None:
         self.live.ended(planned.run_id)
@@ -323,6 +407,8 @@ class Sweep:
             return
         self.summary_runs.append((planned.run_id, status, None, model_key(planned.pipeline, self.config)))
         self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=status, text=last_line(text)))
+        if self.search is not None:  # its end may complete its dataset's rung
+            self._apply(self.search.dropped(planned.run_id))
 
     # -- what the workers announce -------------------------------------------------------
     def _receive(self, event: tuple[float, Any]) -> None:
@@ -382,99 +468,12 @@ class Sweep:
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
 
 
-class _Fetcher:
-    """Fetches each finished task's outcomes at once, in a pool of its own (one slow fetch holds
-    no other), so that its worker, dying later while running another task, cannot take them along."""
-
-    def __init__(self) -> None:
-        self.fetched: dict[str, list[RunOutcome]] = {}  # task key -> outcomes
-        self.pool = ThreadPoolExecutor(4, thread_name_prefix="mosaic-fetch")
-
-    def fetch(self, future: Any) -> None:
-        """A future's done callback: fetch its outcomes if it finished."""
-        if future.status == "finished":
-            with contextlib.suppress(RuntimeError):  # the pool is shut down: the sweep ended
-                self.pool.submit(self._fetch_now, future)
-
-    def _fetch_now(self, future: Any) -> None:
-        with contextlib.suppress(Exception):  # the sweep's collect finds out what happened
-            self.fetched[future.key] = future.result(timeout=FETCH_TIMEOUT_S)
-
-    def take(self, key: str) -> list[RunOutcome] | None:
-        """The outcomes fetched for the task ``key`` (None when none were)."""
-        return self.fetched.pop(key, None)
-
-    def close(self) -> None:
-        """Stop fetching (the sweep is over)."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _Window:
-    """The tasks in flight: at most about two per worker slot, so a pause stops submitting at
-    once; each task takes as many queued runs as :class:`BatchSizer` says."""
-
-    def __init__(self, cluster: Cluster, plugin: MosaicPlugin, sizer: BatchSizer, policy: FaultPolicy,
-                 task: Callable[[PlannedRun], RunTask], on_done: Callable[[Any], None]) -> None:
-        """``task``: a planned run's RunTask; ``on_done``: called with each future as it lands."""
-        self.cluster = cluster
-        self.plugin = plugin
-        self.sizer = sizer
-        self.policy = policy
-        self.task = task
-        self.on_done = on_done
-        self.inflight: dict[str, tuple[Any, list[PlannedRun]]] = {}
-        self.futures = cluster.completions()
-        self.slots = cluster.slots
-        self.serial = 0
-        self.submitted = 0  # Dask tasks
-
-    @property
-    def size(self) -> int:
-        """How many tasks may be in flight."""
-        return 2 * self.slots + 2
-
-    def resize(self) -> None:
-        """Follow the cluster's worker count."""
-        self.slots = self.cluster.slots
-
-    def fill(self, queue: collections.deque[PlannedRun]) -> None:
-        """Submit tasks from the head of ``queue`` until the window is full."""
-        policy = self.policy
-        while queue and len(self.inflight) < self.size:
-            size = self.sizer.size(len(queue), self.slots)
-            batch = [queue.popleft()]
-            while len(batch) < size and queue and policy.may_share(batch[0].run_id, queue[0].run_id):
-                batch.append(queue.popleft())
-            if len(batch) == 1:
-                key = self.plugin.key(batch[0].run_id, policy.times(batch[0].run_id))
-            else:
-                self.serial += 1
-                key = self.plugin.batch_key(batch[0].run_id, len(batch), self.serial)
-            future = self.cluster.submit([self.task(planned) for planned in batch], self.plugin.topic, key)
-            future.add_done_callback(self.on_done)
-            self.inflight[key] = (future, batch)
-            self.futures.add(future)
-            self.submitted += 1
-
-    def take_done(self) -> list[tuple[Any, list[PlannedRun] | None]]:
-        """The futures that landed since the last call, with their runs (None: a task the
-        window no longer holds, cancelled by a pause); release each once handled."""
-        done: list[tuple[Any, list[PlannedRun] | None]] = []
-        for future in self.futures.next_batch(block=False) if self.futures.has_ready() else []:
-            entry = self.inflight.pop(future.key, None)
-            done.append((future, entry[1] if entry is not None else None))
-        return done
-
-    def wait(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for a task to land."""
-        if not self.futures.has_ready():
-            # as_completed notifies this condition when a future lands (as its __next__ waits)
-            with self.futures.thread_condition:
-                self.futures.thread_condition.wait(timeout=timeout)
-
-    def clear(self) -> None:
-        """Forget every future (the sweep is over)."""
-        self.futures.clear()
+def _cut_text(cuts: Sequence[Any]) -> str:
+    """One line for a cut: ``dataset OR, epoch 3: kept a, b; stopped c, d``."""
+    first = cuts[0]
+    kept = ", ".join(c.model for c in cuts if c.kept)
+    stopped = ", ".join(c.model for c in cuts if not c.kept) or "none"
+    return f"dataset {first.dataset}, epoch {first.rung} ({first.metric}): kept {kept}; stopped {stopped}"
 
 
 def _run_files(config: Config, store: Store) -> Path | str:

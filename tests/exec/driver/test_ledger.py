@@ -15,7 +15,7 @@ from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.status import RunStatus
 from mosaic.store.writer import Store, now
 
-FINAL = [RunStatus.DONE, RunStatus.ERROR, RunStatus.SYSTEM_FAILURE, RunStatus.PAUSED, RunStatus.INTERRUPTED]
+FINAL = [RunStatus.DONE, RunStatus.ERROR, RunStatus.SYSTEM_FAILURE, RunStatus.PAUSED, RunStatus.INTERRUPTED, RunStatus.STOPPED]
 
 
 def _sweep(tmp_path: Path, count: int = 3) -> tuple[RunLedger, list[PlannedRun]]:

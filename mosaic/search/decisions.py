@@ -1,0 +1,59 @@
+"""The ``decisions`` table, read back: what a resumed sweep, ``status`` and the report need.
+
+A search strategy writes one row per (pipeline, rung) (:meth:`mosaic.search.halving.Cut.row`);
+these functions read them through the store's ``decisions`` view (one row per pipeline and
+rung, the latest when a resumed sweep decided a rung again).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mosaic.store.session import open_store
+
+_COLUMNS = ("sweep_id", "dataset", "model", "rung", "runs", "metric", "value", "cutoff", "kept", "rank", "pipelines", "reason")
+
+
+def read_decisions(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every decision of a store (or an original database: none), in order."""
+    with open_store(store, live=False) as session:
+        rows = session.fetch(f"SELECT {', '.join(_COLUMNS)} FROM decisions")
+    return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+
+
+def run_ids(row: dict[str, Any]) -> list[int]:
+    """The run ids of a decision's pipeline."""
+    return [int(part) for part in str(row.get("runs") or "").split(",") if part.strip()]
+
+
+def decided(rows: Iterable[dict[str, Any]], among: Iterable[int]) -> dict[int, list[tuple[int, bool]]]:
+    """Run id -> [(rung, kept)] for the runs ``among``: a resumed sweep's rung state."""
+    wanted = set(among)
+    out: dict[int, list[tuple[int, bool]]] = collections.defaultdict(list)
+    for row in rows:
+        for run_id in run_ids(row):
+            if run_id in wanted:
+                out[run_id].append((int(row["rung"]), bool(row["kept"])))
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A pipeline a search stopped: where, and why."""
+
+    dataset: str
+    model: str
+    rung: int
+    runs: tuple[int, ...]
+    reason: str
+
+
+def stopped_pipelines(rows: Iterable[dict[str, Any]]) -> list[Stopped]:
+    """The pipelines stopped, in the order they were stopped (rung, then rank)."""
+    cut = [r for r in rows if not r["kept"]]
+    cut.sort(key=lambda r: (r["sweep_id"] or 0, r["rung"], r["dataset"], r["rank"]))
+    return [Stopped(str(r["dataset"]), str(r["model"]), int(r["rung"]), tuple(run_ids(r)), str(r["reason"])) for r in cut]
