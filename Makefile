@@ -54,7 +54,7 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # Build the sdist and wheel, install the wheel into a fresh venv outside the checkout and run
 # the tutorial from it (tools/wheel_test.py says what it checks).
