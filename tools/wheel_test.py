@@ -38,17 +38,16 @@ IN_WHEEL = (
     "mosaic/examples/tutorial/config.ini",
     "mosaic/examples/tutorial/dataset.py",
     "mosaic/examples/tutorial/mlp.py",
-    "mosaic/exec/cluster/page.py",  # the scheduler plugin serving the /mosaic page
 )
 IN_SDIST = ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "schemas/config.json", "mosaic/__init__.py")
 # run inside the fresh venv: where everything the commands use comes from
 WHERE = """
-import sys, mosaic, mosaic.schemas, mosaic.examples, mosaic.exec.cluster.page as page
+import sys, mosaic, mosaic.schemas, mosaic.examples, mosaic.cli
 from importlib import metadata
 print(mosaic.__file__)
 print(mosaic.schemas.schema_dir())
 print(mosaic.examples.__file__)
-print(page.__file__)
+print(mosaic.cli.__file__)
 print(metadata.version("mosaic-sweep"), mosaic.__version__)
 print("\\n".join(sys.path))
 """
@@ -78,11 +77,22 @@ def build(dist: Path) -> tuple[Path, Path]:
     return wheels[0], sdists[0]
 
 
+def _tracked_package_files() -> list[str]:
+    """The package's files under version control (none when this is no git checkout)."""
+    done = subprocess.run(["git", "ls-files", "mosaic"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.split() if done.returncode == 0 else []
+
+
 def check_contents(wheel: Path, sdist: Path) -> None:
-    names = set(zipfile.ZipFile(wheel).namelist())
-    missing = [name for name in IN_WHEEL if name not in names]
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    missing = [name for name in (*IN_WHEEL, *_tracked_package_files()) if name not in names]
     if missing:
         fail(f"{wheel.name} lacks {missing}")
+    # the scheduler plugin serving the /mosaic page, wherever the package keeps it
+    plugins = [name for name in names if name.endswith(".py") and b"SchedulerPlugin)" in archive.read(name)]
+    if not plugins:
+        fail(f"{wheel.name} holds no scheduler plugin (a SchedulerPlugin subclass)")
     if any(name.startswith(("tests/", "bench/", "docs/")) for name in names):
         fail(f"{wheel.name} carries tests, benchmarks or docs")
     with tarfile.open(sdist) as archive:
@@ -91,7 +101,7 @@ def check_contents(wheel: Path, sdist: Path) -> None:
     missing = [name for name in IN_SDIST if name not in members]
     if missing:
         fail(f"{sdist.name} lacks {missing}")
-    step(f"{wheel.name}: {len(names)} files, schemas, tutorial and scheduler plugin inside")
+    step(f"{wheel.name}: {len(names)} files; schemas, tutorial and scheduler plugin ({', '.join(plugins)}) inside")
 
 
 def fresh_venv(venv: Path, wheel: Path) -> Path:
