@@ -42,6 +42,7 @@ _API = {
     "report": "mosaic.analysis.report",
     "verdict": "mosaic.analysis.compare",
     "Verdict": "mosaic.analysis.compare",
+    "replay": "mosaic.search.replay",
     "MosaicError": "mosaic.errors",
     "ConfigError": "mosaic.errors",
     "StoreError": "mosaic.errors",

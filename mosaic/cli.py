@@ -202,6 +202,19 @@ def _add_plot_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(handler=_verdict)
 
+    p = _command(sub, "replay", "replay", "what successive halving would have stopped on a finished full-grid store",
+                 description="Replays the rungs of [SEARCH] strategy = halving on the recorded histories, dataset by "
+                 "dataset, with the rule a halving sweep applies: which pipelines it would have stopped where, the "
+                 "epochs it would have trained against the grid's, and whether the verdict's best would have survived.")
+    p.add_argument("store", help="a store of a finished full grid (no stopped runs)")
+    p.add_argument("--reduction-factor", type=int, default=3, metavar="N", help="keep the best 1/N pipelines at each rung (default 3)")
+    p.add_argument("--min-epochs", type=int, default=1, metavar="EPOCHS", help="the first rung; the next ones are N times further (default 1)")
+    p.add_argument("--metric", default="test_loss", choices=("test_loss", "train_loss", "test_acc", "train_acc"),
+                   help="the history column the rungs compare (default test_loss)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table; csv: the decisions)")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=_replay)
+
     p = _command(sub, "report", "report", "one-page study report: summary, metaplots, best loss curves (.html or .pdf)")
     p.add_argument("store", help="the store (or a .db written by the original tool)")
     p.add_argument("output", help="output file: .html or .pdf")
@@ -333,6 +346,13 @@ def _verdict(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     result = function(args.store, metric=args.metric, higher_is_better=args.higher_is_better, level=args.level,
                       rope=args.rope, seed=args.seed, format=args.format, output=args.output)
     _echo(result.render(args.format).rstrip("\n") if args.output is None else f"verdict written to {args.output}")
+    return 0
+
+
+def _replay(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    result = function(args.store, reduction_factor=args.reduction_factor, min_epochs=args.min_epochs, metric=args.metric,
+                      format=args.format, output=args.output)
+    _echo(result.render(args.format).rstrip("\n") if args.output is None else f"replay written to {args.output}")
     return 0
 
 

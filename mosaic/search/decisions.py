@@ -57,3 +57,39 @@ def stopped_pipelines(rows: Iterable[dict[str, Any]]) -> list[Stopped]:
     cut = [r for r in rows if not r["kept"]]
     cut.sort(key=lambda r: (r["sweep_id"] or 0, r["rung"], r["dataset"], r["rank"]))
     return [Stopped(str(r["dataset"]), str(r["model"]), int(r["rung"]), tuple(run_ids(r)), str(r["reason"])) for r in cut]
+
+
+@dataclass(frozen=True)
+class Effort:
+    """What a search spared against the full grid: its pipelines judged and stopped, and epochs.
+
+    ``stopped``: rung -> pipelines stopped there; ``planned``: the epochs of every run of the
+    full grid; ``trained``: the epochs trained; ``saved``: the planned epochs of the stopped
+    runs that they did not train (a run that failed or ended early saves nothing here).
+    """
+
+    pipelines: int
+    stopped: dict[int, int]
+    planned: int
+    trained: int
+    saved: int
+
+    @property
+    def saved_percent(self) -> float:
+        """``saved`` in % of ``planned`` (0 when nothing was planned)."""
+        return 100.0 * self.saved / self.planned if self.planned else 0.0
+
+    def at_rungs(self) -> str:
+        """``4 at epoch 1, 1 at epoch 3`` (or ``none``)."""
+        return ", ".join(f"{count} at epoch {rung}" for rung, count in sorted(self.stopped.items())) or "none"
+
+
+def effort(rows: Iterable[dict[str, Any]], planned: dict[int, int], trained: dict[int, int]) -> Effort:
+    """The :class:`Effort` of the decisions ``rows``, with every run's ``planned`` epochs and the
+    epochs each ``trained`` (run id -> epochs; a run missing from ``trained`` trained none)."""
+    rows = list(rows)
+    stopped = stopped_pipelines(rows)
+    per_rung: dict[int, int] = collections.Counter(s.rung for s in stopped)
+    saved = sum(max(0, planned.get(run, 0) - trained.get(run, 0)) for s in stopped for run in s.runs)
+    return Effort(len({(r["dataset"], r["model"]) for r in rows}), dict(per_rung), sum(planned.values()),
+                  sum(trained.values()), saved)
