@@ -22,6 +22,7 @@ _API = {
     "run": "mosaic.exec.driver.commands",
     "resume": "mosaic.exec.driver.commands",
     "rerun": "mosaic.exec.driver.commands",
+    "promote": "mosaic.exec.driver.commands",
     "pause": "mosaic.exec.driver.pause",
     "status": "mosaic.exec.driver.status",
     "watch_status": "mosaic.exec.driver.status",

@@ -127,6 +127,13 @@ def _add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     _add_cluster(p)
     p.set_defaults(handler=_rerun)
 
+    p = _command(sub, "promote", "promote", "train runs a search stopped on to their planned epochs")
+    p.add_argument("database_file", metavar="store", help="the store of the stopped runs")
+    _add_selection(p)
+    p.add_argument("--config", help="config for the MONITOR settings (default: the one the runs' sweep recorded)")
+    _add_cluster(p)
+    p.set_defaults(handler=_promote)
+
 
 def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     """The commands that copy, convert, rewrite, compact and query stores."""
@@ -273,6 +280,13 @@ def _resume(args: argparse.Namespace, function: Callable[..., Any]) -> int:
 def _rerun(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     with _progress(args) as on_event:
         summary = function(args.config_file, args.database_file, _selection(args), epochs=args.epochs, on_event=on_event, **_cluster_kwargs(args))
+    _echo(summary.render())
+    return summary.exit_code
+
+
+def _promote(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    with _progress(args) as on_event:
+        summary = function(args.database_file, _selection(args), config=args.config, on_event=on_event, **_cluster_kwargs(args))
     _echo(summary.render())
     return summary.exit_code
 

@@ -22,7 +22,7 @@ __all__ = ["Event", "console_progress", "console_watch"]
 
 class _Tally:
     def __init__(self) -> None:
-        self.total = self.done = self.failed = 0
+        self.total = self.done = self.failed = self.stopped = 0
         self.running: set[int] = set()
 
     def update(self, event: Event) -> None:
@@ -34,6 +34,8 @@ class _Tally:
             self.running.discard(event.run_id)
             if event.status == RunStatus.DONE:
                 self.done += 1
+            elif event.status == RunStatus.STOPPED:
+                self.stopped += 1
             elif event.status in FAILED:
                 self.failed += 1
         elif event.kind == "paused":
@@ -41,7 +43,7 @@ class _Tally:
 
     @property
     def finished(self) -> int:
-        return self.done + self.failed
+        return self.done + self.failed + self.stopped
 
 
 @contextmanager
@@ -71,13 +73,14 @@ def console_progress(plain: bool = False, stream: TextIO | None = None) -> Itera
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/] {task.fields[running]} running"),
+        TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/] {task.fields[stopped]} stopped "
+                   "{task.fields[running]} running"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("runs", total=None, done=0, failed=0, running=0)
+        task = bar.add_task("runs", total=None, done=0, failed=0, stopped=0, running=0)
 
         def on_event(event: Event) -> None:
             tally.update(event)
@@ -87,7 +90,7 @@ def console_progress(plain: bool = False, stream: TextIO | None = None) -> Itera
                 bar.console.print(f"[yellow]warning:[/] {event.text}")
             elif event.kind == "finished" and event.status in FAILED:
                 bar.console.print(f"[red]run {event.run_id} {event.status}:[/] {event.text}")
-            elif event.kind in ("paused", "interrupted"):
+            elif event.kind in ("paused", "interrupted", "decision"):
                 bar.console.print(f"{event.kind}: {event.text}")
             bar.update(
                 task,
@@ -95,6 +98,7 @@ def console_progress(plain: bool = False, stream: TextIO | None = None) -> Itera
                 completed=tally.finished,
                 done=tally.done,
                 failed=tally.failed,
+                stopped=tally.stopped,
                 running=len(tally.running),
             )
 
@@ -123,7 +127,7 @@ def _plain(stream: TextIO) -> Callable[[Event], None]:
             if tally.finished and tally.total > tally.finished:
                 eta = f", ETA {elapsed / tally.finished * (tally.total - tally.finished):.0f}s"
             write(f" [run finished] {event.run_id} {event.status} {tally.finished}/{tally.total}{eta}  {event.text}")
-        elif event.kind in ("paused", "interrupted", "warning"):
+        elif event.kind in ("paused", "interrupted", "warning", "decision"):
             write(f"{event.kind}: {event.text}")
 
     return on_event

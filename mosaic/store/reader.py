@@ -44,7 +44,8 @@ from mosaic.store.writer import Store
 
 T = TypeVar("T")
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
-RUN_COLUMNS = ("run_id", "status", "pipeline", "return_status", "error", "attempt", "pipeline_json", "sweep_id")
+RUN_COLUMNS = ("run_id", "status", "pipeline", "return_status", "error", "attempt", "pipeline_json", "sweep_id",
+               "planned_epochs")
 
 
 class Reader(abc.ABC):
@@ -187,7 +188,7 @@ class SessionReader(Reader):
     def latest_runs(self, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         query = (
             "SELECT r.run_id, r.status, r.pipeline, r.return_status, r.error, r.attempt, "
-            "coalesce(r.pipeline_json, p.param_value), r.sweep_id FROM runs r "
+            "coalesce(r.pipeline_json, p.param_value), r.sweep_id, r.planned_epochs FROM runs r "
             "LEFT JOIN (SELECT run_id, param_value FROM params_text WHERE param_name = 'pipeline') p USING (run_id)"
         )
         params: list[Any] = []

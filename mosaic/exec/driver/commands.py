@@ -21,7 +21,7 @@ from mosaic.config import Config, load_config
 from mosaic.errors import SelectionError, UsageError
 from mosaic.exec.cluster.connect import local_plan
 from mosaic.exec.cluster.workers import WorkerPlan
-from mosaic.exec.driver.resume import open_target, plan_pause_file, plan_resume
+from mosaic.exec.driver.resume import open_target, plan_pause_file, plan_resume, recorded_config
 from mosaic.exec.driver.status import latest_runs
 from mosaic.exec.driver.summary import SweepSummary
 from mosaic.exec.driver.sweep import OnEvent, Sweep
@@ -29,9 +29,11 @@ from mosaic.exec.wire.events import Event
 from mosaic.rerun_config import RerunConfig, load_rerun_config, rerun_process
 from mosaic.store.reader import open_reader, select_runs
 from mosaic.store.records import PlannedRun
+from mosaic.store.selection import Selection
+from mosaic.store.status import RunStatus
 from mosaic.store.writer import Store
 
-__all__ = ["PlannedRun", "SweepSummary", "rerun", "resume", "run"]
+__all__ = ["PlannedRun", "SweepSummary", "promote", "rerun", "resume", "run"]
 
 
 def run(
@@ -134,8 +136,9 @@ def rerun(
     values (lr, loss, optimizer, ...); the config gives the MONITOR settings (it needs only
     ``[MONITOR]``; its ``[PROCESS]`` is ignored) and, in a ``[RERUN]`` section, PROCESS keys
     that override the recorded values for every selected run (written to the store as the
-    runs' new values). ``epochs`` defaults to ``[RERUN] epochs``, else each run's recorded
-    epochs. Each run gets attempt + 1 in a new sweep.
+    runs' new values). ``epochs`` defaults to ``[RERUN] epochs``, else, for a run a search
+    stopped, the epochs left to its planned total, else each run's recorded epochs. Each run
+    gets attempt + 1 in a new sweep.
     """
     if isinstance(config, Config):
         config = RerunConfig.of(config)
@@ -161,7 +164,13 @@ def rerun(
     with open_reader(target) as reader:  # the planned total: the epochs a run's results hold, plus more
         trained = {r["run_id"]: r["epochs"] for r in reader.results(ids).to_pylist()}
 
-    more = {i: epochs or processes[i].epochs for i in ids}
+    def more_of(i: int) -> int:
+        planned = latest[i].get("planned_epochs")
+        if epochs or "epochs" in config.overrides or latest[i]["status"] != RunStatus.STOPPED or not planned:
+            return epochs or processes[i].epochs
+        return max(1, int(planned) - int(trained.get(i) or 0))  # a stopped run: to its planned total
+
+    more = {i: more_of(i) for i in ids}
 
     def plan() -> list[PlannedRun]:
         return [
@@ -176,6 +185,39 @@ def rerun(
     return sweep.execute(
         plan, new_params=False, client=client, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers
     )
+
+
+def promote(
+    store: str | os.PathLike[str],
+    selection: Any,
+    *,
+    config: str | os.PathLike[str] | Config | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    on_event: OnEvent | None = None,
+) -> SweepSummary:
+    """Train runs a search stopped (status ``stopped``) on to their planned epochs, from their
+    checkpoints: exactly what the run would have trained had it not been cut.
+
+    ``config`` (its MONITOR settings) defaults to the config their sweep recorded. Refuses
+    (SelectionError) runs that are not stopped: ``rerun`` continues any run by a number of epochs.
+    """
+    target = Store(store)
+    ids = sorted(set(select_runs(target.path, selection)))
+    if not ids:
+        raise SelectionError(f"{target.path}: the selection matches no run; check it with 'mosaic status {target.path}'")
+    latest = {row["run_id"]: row for row in latest_runs(target, ids)}
+    refused = [f"{i} ({latest[i]['status'] if i in latest else 'no such run'})" for i in ids
+               if i not in latest or latest[i]["status"] != RunStatus.STOPPED]
+    if refused:
+        raise SelectionError(f"{target.path}: only stopped runs can be promoted; not stopped: {', '.join(refused[:10])}. "
+                             "Continue other runs with 'mosaic rerun CONFIG STORE -id ... -epoch N'")
+    if config is None:
+        config = recorded_config(target, {int(latest[i]["sweep_id"]) for i in ids})
+    return rerun(config, target.path, Selection(ids=",".join(map(str, ids))), client=client, scheduler=scheduler, scheduler_file=scheduler_file,
+                 workers=workers, on_event=on_event)
 
 
 def _recorded_process(store: Store, ids: Sequence[int]) -> dict[int, dict[str, str]]:

@@ -130,6 +130,13 @@ def _owners(target: Store, owned: dict[int, list[int]]) -> str:
     return "; ".join(parts)
 
 
+def recorded_config(target: Store, sweep_ids: Iterable[int]) -> Config:
+    """The config the sweeps ``sweep_ids`` of ``target`` recorded (ConfigError when gone or several)."""
+    with open_reader(target) as reader:
+        sweeps = {int(s["sweep_id"]): s for s in reader.sweeps().to_pylist()}
+    return _config(target, None, [sweeps.get(i) for i in sweep_ids])
+
+
 def _config(target: Store, given: str | os.PathLike[str] | Config | None, sweeps: list[dict[str, Any] | None]) -> Config:
     if isinstance(given, Config):
         return given

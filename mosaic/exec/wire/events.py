@@ -64,8 +64,9 @@ class RunEvent:
     """One thing a run did on its worker.
 
     ``start``/``end``: the task ``key`` it runs in, its ``worker`` and ``device`` (``end``: its
-    ``status``). ``epoch``: its ``attempt``, the ``epoch`` just trained, the planned last epoch
-    (``epochs``) and that epoch's values (:data:`EPOCH_FIELDS`).
+    ``status``, and for a failed run the ``error``'s last line, shown on the Mosaic page).
+    ``epoch``: its ``attempt``, the ``epoch`` just trained, the planned last epoch (``epochs``)
+    and that epoch's values (:data:`EPOCH_FIELDS`).
     """
 
     kind: str
@@ -78,6 +79,7 @@ class RunEvent:
     epoch: int = 0
     epochs: int = 0
     values: Mapping[str, float | None] | None = None
+    error: str = ""
 
     @classmethod
     def start(cls, run_id: int, key: str, worker: str, device: str) -> RunEvent:
@@ -85,9 +87,10 @@ class RunEvent:
         return cls(START, run_id, key=key, worker=worker, device=device)
 
     @classmethod
-    def end(cls, run_id: int, key: str, worker: str, device: str, status: RunStatus) -> RunEvent:
-        """A run ended with ``status`` (its outcome travels with the task's result)."""
-        return cls(END, run_id, key=key, worker=worker, device=device, status=status)
+    def end(cls, run_id: int, key: str, worker: str, device: str, status: RunStatus, error: str = "") -> RunEvent:
+        """A run ended with ``status`` (its outcome travels with the task's result; ``error``: the
+        last line of a failed run's traceback)."""
+        return cls(END, run_id, key=key, worker=worker, device=device, status=status, error=error)
 
     @classmethod
     def epoch_end(cls, run_id: int, attempt: int, epoch: int, epochs: int, logs: Mapping[str, Any]) -> RunEvent:
@@ -107,6 +110,8 @@ class RunEvent:
         message = {"event": self.kind, "run_id": self.run_id, "key": self.key, "worker": self.worker, "device": self.device}
         if self.kind == END:
             message["status"] = str(self.status)
+            if self.error:
+                message["error"] = self.error
         return message
 
     @classmethod
@@ -122,7 +127,8 @@ class RunEvent:
                            values={k: _number(message[k]) for k in EPOCH_FIELDS if k in message})
             status = RunStatus(message["status"]) if message["event"] == END else None
             return cls(str(message["event"]), run_id, key=str(message.get("key") or ""),
-                       worker=str(message.get("worker") or ""), device=str(message.get("device") or ""), status=status)
+                       worker=str(message.get("worker") or ""), device=str(message.get("device") or ""), status=status,
+                       error=str(message.get("error") or ""))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -133,7 +139,8 @@ class Event:
 
     kinds: ``cluster`` (text: where; link: dashboard; page: Mosaic page; total: workers), ``start`` (total runs,
     text: store), ``running``, ``finished`` (status, text: result or last error line),
-    ``paused`` (total: runs saved, text: pipeline file), ``interrupted``, ``end``, ``warning``.
+    ``paused`` (total: runs saved, text: pipeline file), ``interrupted``, ``end``, ``warning``,
+    ``decision`` (a search's cut at a rung; total: runs stopped, text: what was kept and stopped).
     """
 
     kind: str
