@@ -263,3 +263,35 @@ def test_interpolation_error_is_clean(capsys: pytest.CaptureFixture[str], tutori
     config = tutorial_dir / "config.ini"
     _edit(config, "train_prop = 0.8", "train_prop = 80%")
     _fails(capsys, config, "[dataset_OR]", "%%")
+
+
+def test_search_defaults_to_the_grid_and_reads_halving(tutorial_dir: Path) -> None:
+    config = tutorial_dir / "config.ini"
+    assert mosaic.load_config(config).search.strategy == "grid"
+    config.write_text(config.read_text() + "\n[SEARCH]\nstrategy = halving\nmetric = test_acc\nreduction_factor = 2\nmin_epochs = 5\n")
+    search = mosaic.load_config(config).search
+    assert (search.halving, search.metric, search.reduction_factor, search.min_epochs) == (True, "test_acc", 2, 5)
+    assert search.higher_is_better and search.rungs(50) == (5, 10, 20, 40)
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("strategy = asha", "[SEARCH] strategy: 'asha' is not one of grid, halving"),
+    ("strategy = halving\nreduction_factor = 1", "[SEARCH] reduction_factor: 1 is below 2; use 2 or more"),
+    ("strategy = halving\nreduction_factor = three", "[SEARCH] reduction_factor: 'three' is not a whole number"),
+    ("strategy = halving\nmin_epochs = 0", "[SEARCH] min_epochs: 0 is below 1"),
+    ("strategy = halving\nmin_epochs = 50", "[SEARCH] min_epochs: 50 is not below [PROCESS] epochs = 50"),
+    ("strategy = halving\nmetric = val_loss", "[SEARCH] metric: 'val_loss' is not one of test_loss, train_loss"),
+    ("strategy = halving\nreduction = 3", "[SEARCH] reduction: not a [SEARCH] key; did you mean 'reduction_factor'?"),
+])
+def test_bad_search_values_are_refused_with_one_line(capsys: pytest.CaptureFixture[str], tutorial_dir: Path,
+                                                       lines: str, expected: str) -> None:
+    config = tutorial_dir / "config.ini"
+    config.write_text(config.read_text() + f"\n[SEARCH]\n{lines}\n")
+    _fails(capsys, config, expected)
+
+
+def test_an_accuracy_metric_needs_accuracy(capsys: pytest.CaptureFixture[str], tutorial_dir: Path) -> None:
+    config = tutorial_dir / "config.ini"
+    _edit(config, "epochs = 50", "epochs = 50\naccuracy = none")
+    config.write_text(config.read_text() + "\n[SEARCH]\nstrategy = halving\nmetric = test_acc\n")
+    _fails(capsys, config, "[SEARCH] metric: 'test_acc' is not computed with [PROCESS] accuracy = none")

@@ -11,7 +11,8 @@ fixtures. The modules of this package:
 - :mod:`tests.helpers.training`: run tasks and tiny models for the worker side;
 - :mod:`tests.helpers.servers`: a real HTTP server on 127.0.0.1 and a bounded GET;
 - :mod:`tests.helpers.legacy`: the original ``mosaic_generate`` restated;
-- :mod:`tests.helpers.cache_workers`: functions spawned processes import by name.
+- :mod:`tests.helpers.cache_workers`: functions spawned processes import by name;
+- :mod:`tests.helpers.drivers`: a `mosaic` command as a subprocess killed on demand, waits with deadlines.
 
 This ``__init__`` stays light (no torch, no mosaic): processes spawned by the tests import
 :mod:`tests.helpers.cache_workers` through it.

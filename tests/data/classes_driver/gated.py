@@ -22,10 +22,11 @@ from dataset import dataset_OR  # the tutorial's, copied beside this file by the
 class _Gated:
     """Iterates like ``loader``; its third pass (the run's third epoch) first goes through the gate."""
 
-    def __init__(self, loader, gate, timeout):
+    def __init__(self, loader, gate, timeout, at_pass=3):
         self.loader = loader
         self.gate = Path(gate)
         self.timeout = timeout
+        self.at_pass = at_pass
         self.passes = 0
 
     def __len__(self):
@@ -33,12 +34,12 @@ class _Gated:
 
     def __iter__(self):
         self.passes += 1
-        if self.passes == 2:
+        if self.passes == self.at_pass:
+            self._wait()
+        elif self.passes == 2:
             from mosaic.exec.cluster.announcer import SEND_EVERY_S
 
             time.sleep(SEND_EVERY_S + 0.05)  # the epochs so far go out when this one ends
-        elif self.passes == 3:
-            self._wait()
         return iter(self.loader)
 
     def _wait(self):
@@ -67,3 +68,22 @@ class dataset_gated(dataset_OR):
     def prepare(self, data, run_info, module_info):
         train_loader, test_loader = super().prepare(data, run_info, module_info)
         return _Gated(train_loader, self.gate, self.timeout), test_loader
+
+
+class dataset_gated_after(dataset_OR):
+    """The tutorial's ``dataset_OR``; the runs built after the first ``after`` (counted in the
+    gate folder, one file each) wait at the gate before their first epoch. A halving sweep
+    builds a run's data again at each rung, so a test gates a rung this way."""
+
+    def __init__(self, batch_size, data_size, train_prop, gate, after, timeout=240):
+        super().__init__(batch_size, data_size, train_prop)
+        self.gate = gate
+        self.after = int(after)
+        self.timeout = float(timeout)
+
+    def prepare(self, data, run_info, module_info):
+        train_loader, test_loader = super().prepare(data, run_info, module_info)
+        (Path(self.gate) / f"built-{os.getpid()}-{time.monotonic_ns()}").touch()
+        if len(list(Path(self.gate).glob("built-*"))) <= self.after:
+            return train_loader, test_loader
+        return _Gated(train_loader, self.gate, self.timeout, at_pass=1), test_loader

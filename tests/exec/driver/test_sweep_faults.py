@@ -13,11 +13,8 @@ import collections
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +31,8 @@ from mosaic.exec.wire.events import Event, RunEvent
 from mosaic.store.layout import is_store
 from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.writer import Store, now
-from tests.helpers import BIN
+from tests.helpers.drivers import DEADLINE_S, driver, mosaic_cli, wait_for
 from tests.helpers.stores import parquet_rows
-
-DEADLINE_S = 120
 
 CONFIG = """[PROCESS]
 lr = 1e-2
@@ -122,49 +117,6 @@ def check_store(store: Path, statuses: dict[str, int], epochs: int) -> dict[int,
     assert sorted(history) == done and all(history[r] == list(range(1, epochs + 1)) for r in done), history
     assert sorted(r for r, _ in results) == done and all(n == 1 for _, n in results)
     return latest
-
-
-@contextmanager
-def driver(*args: Any, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """A ``mosaic`` subprocess in its own session; whatever is left of it is killed at the end.
-
-    SIGINT is reset to its default in the child: a test started in the background of a
-    non-interactive shell inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
-    """
-    process = subprocess.Popen(
-        [str(BIN / "mosaic"), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, env={**os.environ, **(env or {})},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=60)
-        with_group_killed(process.pid)
-
-
-def with_group_killed(pgid: int) -> None:
-    """Kill what the driver's session left (its worker processes) and give them time to go."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
-
-
-def mosaic_cli(*args: Any, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "mosaic"), *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen | None = None, poll: float = 0.1) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the driver ended (rc {process.returncode}) before {what}: {process.stderr.read()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(poll)
 
 
 def statuses_now(store: Path) -> collections.Counter:
