@@ -170,8 +170,8 @@ _TYPES = {
     "str": "text",
     "path": "path",
     "scheme": "comma-separated types",
-    "torch_loss": "a `torch.nn` loss name",
-    "torch_optimizer": "a `torch.optim` optimizer name",
+    "torch_loss": "`torch.nn` loss name",
+    "torch_optimizer": "`torch.optim` name",
     "devices": "`None` or devices `cuda:0, cuda:1`",
     "size": "size with a unit (`500M`, `1G`, `2T`)",
 }
@@ -189,6 +189,12 @@ def _rule(spec: dict[str, Any]) -> str:
     if "max" in spec:
         words.append(f"≤ {spec['max']}")
     return " ".join(words)
+
+
+def _needed(spec: dict[str, Any]) -> str:
+    if spec.get("required"):
+        return "required"
+    return f"default `{spec['default']}`" if "default" in spec else "optional"
 
 
 def _section_title(section: str) -> tuple[str, str]:
@@ -214,11 +220,9 @@ def config_reference(schema: dict[str, Any] | None = None) -> str:
         lines += [f"## {title}", ""]
         if intro:
             lines += [intro, ""]
-        lines += ["| key | required | value | default | meaning |", "| --- | --- | --- | --- | --- |"]
+        lines += ["| key | needed | value | meaning |", "| --- | --- | --- | --- |"]
         for key, spec in keys.items():
-            required = "yes" if spec.get("required") else "no"
-            default = f"`{spec['default']}`" if "default" in spec else ""
-            lines.append(f"| `{key}` | {required} | {_rule(spec)} | {default} | {_prose(spec.get('doc', ''))} |")
+            lines.append(f"| `{key}` | {_needed(spec)} | {_rule(spec)} | {_prose(spec.get('doc', ''))} |")
         lines.append("")
     lines += [
         "## `[RERUN]`",
