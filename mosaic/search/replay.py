@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 from mosaic.analysis import plots
 from mosaic.analysis.compare import verdict
-from mosaic.analysis.frames import load_params, load_runs
+from mosaic.analysis.frames import load_params
 from mosaic.analysis.output import check_target, render_csv, render_table, write_output
 from mosaic.errors import StoreError, UsageError
 from mosaic.search.decisions import Effort, effort
@@ -221,15 +222,15 @@ def _check(format: str, reduction_factor: int, min_epochs: int, metric: str) -> 
 
 def _grid(reader: Reader, metric: str) -> _Grid:
     """The runs of a finished full grid, or a StoreError saying why the store is not one."""
-    latest = reader.latest_runs()
-    if not latest:
+    runs = reader.runs().to_pandas()
+    if runs.empty:
         raise StoreError(f"{reader.path}: no runs to replay; run a full grid first ('mosaic run CONFIG STORE')")
-    statuses = collections.Counter(RunStatus(r["status"]) for r in latest)
-    if statuses[RunStatus.STOPPED]:
-        raise StoreError(f"{reader.path}: {statuses[RunStatus.STOPPED]} runs were stopped by a search: replay needs "
+    statuses = collections.Counter(str(s) for s in runs["status"])
+    if stopped := statuses[RunStatus.STOPPED.value]:
+        raise StoreError(f"{reader.path}: {stopped} runs were stopped by a search: replay needs "
                          "a full grid (every run trained to its planned epochs); 'mosaic status' and "
                          "'mosaic report' show this sweep's own decisions")
-    if unfinished := sum(statuses[s] for s in _UNFINISHED):
+    if unfinished := sum(statuses[s.value] for s in _UNFINISHED):
         raise StoreError(f"{reader.path}: {unfinished} runs have not finished: replay a finished sweep; "
                          f"'mosaic resume {reader.path}' trains them to their planned epochs")
     history = reader.history().select(["run_id", "epoch", metric]).to_pydict()
@@ -240,15 +241,15 @@ def _grid(reader: Reader, metric: str) -> _Grid:
         rows = histories[int(run_id)]
         if epoch == len(rows) + 1:  # rows come by run, then epoch; a gap ends what can be judged
             rows.append({"epoch": epoch, metric: value})
-    keys = plots.run_keys(load_runs(reader), load_params(reader))
+    keys = plots.run_keys(runs.reindex(columns=["run_id", "status", "pipeline", "pipeline_json"]), load_params(reader))
     labels = dict(zip(keys["run_id"].tolist(), zip(keys["dataset_key"].fillna("(none)").tolist(),
                                                     keys["model_key"].fillna("(none)").tolist(), strict=True),
                       strict=True))
     entrants = []
-    for row in latest:
-        run_id = int(row["run_id"])
+    planned = runs["planned_epochs"] if "planned_epochs" in runs else pd.Series(None, index=runs.index)
+    for run_id, epochs in zip(runs["run_id"].astype(int).tolist(), planned.tolist(), strict=True):
         dataset, model = labels.get(run_id, ("(none)", "(none)"))
-        total = int(row["planned_epochs"] or len(histories.get(run_id, ())))
+        total = int(epochs) if pd.notna(epochs) and epochs else len(histories.get(run_id, ()))
         entrants.append(Entrant(run_id, str(dataset), str(model), total))
     return _Grid(entrants, dict(histories))
 
