@@ -93,3 +93,15 @@ def effort(rows: Iterable[dict[str, Any]], planned: dict[int, int], trained: dic
     saved = sum(max(0, planned.get(run, 0) - trained.get(run, 0)) for s in stopped for run in s.runs)
     return Effort(len({(r["dataset"], r["model"]) for r in rows}), dict(per_rung), sum(planned.values()),
                   sum(trained.values()), saved)
+
+
+def read_effort(store: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], Effort] | None:
+    """A store's decisions and their :class:`Effort` (every run's ``planned_epochs``, its history
+    rows), read in one snapshot; None when the store has no decisions (a full grid)."""
+    with open_store(store, live=False) as session:
+        rows = [dict(zip(_COLUMNS, row, strict=True)) for row in session.fetch(f"SELECT {', '.join(_COLUMNS)} FROM decisions")]
+        if not rows:
+            return None
+        planned = {int(r): int(n or 0) for r, n in session.fetch("SELECT run_id, planned_epochs FROM runs")}
+        trained = {int(r): int(n) for r, n in session.fetch("SELECT run_id, count(*) FROM history GROUP BY run_id")}
+    return rows, effort(rows, planned, trained)

@@ -47,7 +47,7 @@ def curve_store(path: Path, runs: Sequence[Curve], failed: Sequence[int] = (),
             for epoch, value in enumerate(kept, start=1)], stamp)
         status = RunStatus.ERROR if run.run_id in failed else (
             RunStatus.STOPPED if run.run_id in (stop_at or {}) else RunStatus.DONE)
-        rows.append(records.run_row(run.run_id, 0, run.pipeline, status, run.run_id, stamp,
+        rows.append(records.run_row(run.run_id, 0, run.pipeline, status, run.run_id, stamp, planned_epochs=run.total,
                                     error="Traceback: boom" if status == RunStatus.ERROR else None))
         if status == RunStatus.DONE:
             results.append(records.result_row(run.run_id, 0, {"train_loss": kept[-1], "test_loss": kept[-1],

@@ -1,7 +1,9 @@
 """Watching a store's runs: ``mosaic status`` and ``status --watch``.
 
 Every run by its latest status; for the runs a live driver is training, their epoch k of N
-and latest losses (from the history rows written live and the driver's heartbeat).
+and latest losses (from the history rows written live and the driver's heartbeat). A store
+with search decisions (``[SEARCH] strategy = halving``) also lists its stopped runs with the
+rung that stopped them, and says how many pipelines were stopped where and the epochs saved.
 ``mosaic run`` records its store in ``$MOSAIC_STATE_DIR/last_store`` (default
 ``~/.local/state/mosaic``), the default STORE of ``status``.
 """
@@ -17,8 +19,9 @@ from typing import Any
 
 from mosaic.errors import UsageError
 from mosaic.exec.driver.heartbeat import live_sweeps, planned_epochs
+from mosaic.search.decisions import Effort, read_effort, stopped_pipelines
 from mosaic.store.reader import Reader, open_reader
-from mosaic.store.status import FAILED, RunStatus
+from mosaic.store.status import FAILED, ORDER, RunStatus
 from mosaic.store.writer import Store, store_at
 from mosaic.text import last_line
 
@@ -62,6 +65,8 @@ class StatusReport:
     runs: tuple[RunState, ...]
     live: tuple[int, ...] = field(default=())
     progress: Mapping[int, RunProgress] = field(default_factory=dict)  # running runs: epoch k/N, losses
+    search: Effort | None = None  # what a search (halving) stopped and saved; None for a full grid
+    stops: Mapping[int, int] = field(default_factory=dict)  # stopped run -> the rung epoch that stopped it
 
     def of(self, *statuses: str) -> list[RunState]:
         """The runs whose latest status is one of ``statuses``."""
@@ -73,7 +78,8 @@ class StatusReport:
         return [r for r in self.of(RunStatus.PENDING, RunStatus.RUNNING) if r.sweep_id not in self.live]
 
     def render(self) -> str:
-        """Done (losses, time), Error (pipeline + last traceback line), Running, Pending."""
+        """Done (losses, time), Error (pipeline + last traceback line), Running, Pending; then
+        Stopped, Paused and Interrupted when there are any, the search's line, and the counts."""
         stale = {r.run_id for r in self.stale}
         lines = ["Done"]
         lines += [f"\t[{r.run_id}] {r.return_status or ''}" for r in self.of(RunStatus.DONE)]
@@ -86,20 +92,38 @@ class StatusReport:
         lines += [f"\t[{r.run_id}] {r.pipeline}{self._progress(r.run_id)}" for r in self.of(RunStatus.RUNNING) if r.run_id not in stale]
         lines.append("Pending")
         lines += [f"\t[{r.run_id}] {r.pipeline}" for r in self.of(RunStatus.PENDING) if r.run_id not in stale]
+        stopped = self.of(RunStatus.STOPPED)
+        if stopped:
+            lines.append("Stopped")
+            lines += [f"\t[{r.run_id}] {r.pipeline}{self._stop(r.run_id)}" for r in stopped]
         for title, runs in (("Paused", self.of(RunStatus.PAUSED)), ("Interrupted", [*self.of(RunStatus.INTERRUPTED), *self.stale])):
             if runs:
                 lines.append(title)
                 lines += [f"\t[{r.run_id}] {r.pipeline}" for r in sorted(runs, key=lambda r: r.run_id)]
+        if self.search is not None:
+            lines.append(search_line(self.search))
         counts: dict[str, int] = {}
         for r in self.runs:
             counts[r.status] = counts.get(r.status, 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        order = [s for s in ORDER if s in counts] + sorted(s for s in counts if s not in ORDER)
+        summary = ", ".join(f"{counts[s]} {s}" for s in order)
         lines.append(f"({len(self.runs)} runs in {self.store}{': ' + summary if summary else ''})")
         return "\n".join(lines)
+
+    def _stop(self, run_id: int) -> str:
+        rung = self.stops.get(run_id)
+        return f"  (at epoch {rung})" if rung is not None else ""
 
     def _progress(self, run_id: int) -> str:
         progress = self.progress.get(run_id)
         return f"  ({progress.render()})" if progress else ""
+
+
+def search_line(effort: Effort) -> str:
+    """``Search: stopped 4 of 6 pipelines (3 at epoch 1, 1 at epoch 3), saving 28 of 54 planned epochs (51.9%)``."""
+    stopped = sum(effort.stopped.values())
+    return (f"Search: stopped {stopped} of {effort.pipelines} pipelines ({effort.at_rungs()}), saving "
+            f"{effort.saved} of {effort.planned} planned epochs ({effort.saved_percent:.1f}%)")
 
 
 def latest_runs(store: str | os.PathLike[str] | Store, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
@@ -120,7 +144,12 @@ def status(store: str | os.PathLike[str] | Store | None = None) -> StatusReport:
         )
         running = [r.run_id for r in runs if r.status == RunStatus.RUNNING and r.sweep_id in live]
         progress = live_progress(reader, target, running, live)
-    return StatusReport(target.path, runs, live, progress)
+    searched = read_effort(target.path)
+    if searched is None:
+        return StatusReport(target.path, runs, live, progress)
+    rows, effort = searched
+    stops = {run_id: s.rung for s in stopped_pipelines(rows) for run_id in s.runs}
+    return StatusReport(target.path, runs, live, progress, effort, stops)
 
 
 def watch_status(store: str | os.PathLike[str] | None = None, interval: float = 2.0,
