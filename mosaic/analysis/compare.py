@@ -155,7 +155,9 @@ def runs_frame(reader: Reader, metric: str) -> tuple[pd.DataFrame, dict[str, int
     finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     frame = pd.DataFrame({"run_id": done["run_id"].to_numpy(), "dataset": done["dataset_key"].fillna("(none)").to_numpy(),
                           "model": done["model_key"].fillna("(none)").to_numpy(), "value": values.to_numpy(dtype=float)})
-    left = {"runs not done": int(len(keys) - len(done)), f"done runs without a finite {metric}": int((~finite).sum())}
+    stopped = int((keys["status"] == RunStatus.STOPPED.value).sum())  # a search cut them: not compared
+    left = {"runs not done": int(len(keys) - len(done)) - stopped, "runs a search stopped": stopped,
+            f"done runs without a finite {metric}": int((~finite).sum())}
     return frame[finite].reset_index(drop=True), left
 
 

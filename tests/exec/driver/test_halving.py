@@ -109,6 +109,8 @@ def test_the_best_pipeline_survives_on_at_most_half_the_epochs(sweep_dir: Path, 
         text = session.fetch("SELECT return_status FROM runs WHERE run_id = 5")[0][0]
     assert text.startswith("stopped at epoch 1: rank 3 of 6")
     assert "stopped" in mosaic.status(store).render()
+    # the verdict compares the runs trained to the end, and says how many a search stopped
+    assert mosaic.verdict(store).left_out["runs a search stopped"] == 10
 
 
 def test_the_same_decisions_with_one_worker_or_two(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
