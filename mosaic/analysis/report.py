@@ -27,6 +27,7 @@ from mosaic.analysis.render import (
     save_chart,
     save_pages,
 )
+from mosaic.analysis.search_report import read_search, search_chart, search_html
 from mosaic.errors import SelectionError, StoreError, UsageError
 from mosaic.store.files import atomic_write
 from mosaic.store.reader import Reader, open_reader, select_runs
@@ -216,12 +217,14 @@ def metaplot(store: Any, out: PathLike, dataset_key: str, criterion: str, group_
 def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> PlotResult:
     """The study report: the verdict first (which model is best on which dataset, how sure:
     :func:`mosaic.analysis.compare.verdict` on test_loss, with interval charts and the ranks
-    across datasets), then the sweep summary and best runs, metaplots of test_loss and overfit
-    per dataset key, and the loss curves of the best run of each model.
+    across datasets); for a store a search wrote (``[SEARCH] strategy = halving``), the Search
+    section: epochs trained against a full grid's, and the pipelines stopped, where and why;
+    then the sweep summary and best runs, metaplots of test_loss and overfit per dataset key,
+    and the loss curves of the best run of each model.
 
     ``.html`` is interactive (tooltips with run id and params, click a legend entry to
-    highlight a model); ``.pdf`` has a verdict page, a summary page, a page per dataset key,
-    then the loss curve pages.
+    highlight a model); ``.pdf`` has a verdict page, the search page (if any), a summary page,
+    a page per dataset key, then the loss curve pages.
     """
     target = check_output(out)
     if target.suffix.lower() not in (".html", ".pdf"):
@@ -246,13 +249,15 @@ def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> Plot
         history_notes = _history_note(session, missing)
         name = Path(session.path).name
         judged, why_not = _verdict_of(session)
+        searched = read_search(session)
     finally:
         _close(session, store)
     summary = ", ".join(f"{n} {s}" for s, n in zip(counts["status"], counts["runs"], strict=True))
     headline = f"{len(runs)} runs: {summary}"
     answer = _verdict_charts(judged)
     if target.suffix.lower() == ".html":
-        blocks = _html_verdict(name, headline, judged, why_not, answer) + _html_blocks(best, sections, curves)
+        search: list[tuple[str, alt.TopLevelMixin | None]] = [(search_html(searched), None)] if searched else []
+        blocks = _html_verdict(name, headline, judged, why_not, answer) + search + _html_blocks(best, sections, curves)
         atomic_write(target, html_page(f"Mosaic report — {name}", blocks))
         pages = 1
     else:
@@ -263,12 +268,13 @@ def report(store: Any, out: PathLike, run_files: PathLike | None = None) -> Plot
         table = best.drop(columns=["pipeline"])
         first = plots.table_chart(table, "Best runs per model key and dataset key",
                                   [headline, "best run = lowest test_loss among done runs, per model key and dataset key"])
-        charts = [verdict_page, first, *(c.properties(title=f"Dataset key {k}") for k, c in sections), *curves]
+        charts = [verdict_page, *([search_chart(searched)] if searched else []), first, *(c.properties(title=f"Dataset key {k}") for k, c in sections), *curves]
         save_pages(charts, target)
         pages = len(charts)
     notes = [headline, f"{len(keys)} dataset key{'s' if len(keys) != 1 else ''}, "
                        f"{len(best_ids)} best run{'s' if len(best_ids) != 1 else ''} drawn"]
     notes.append(f"verdict: {', '.join(_best_models(judged))}" if judged else f"no verdict: {why_not}")
+    notes += [searched.note()] if searched else []
     return PlotResult(target, pages, len(runs), (target,), tuple(notes + history_notes), what="runs")
 
 

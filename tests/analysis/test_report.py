@@ -18,9 +18,12 @@ from pypdf import PdfReader
 
 import mosaic
 from mosaic.analysis.report import metaplot, plotloss, report
+from mosaic.analysis.search_report import search_summary
 from mosaic.cli import main
 from mosaic.errors import SelectionError, StoreError, UsageError
+from mosaic.search.decisions import read_effort
 from tests.helpers import LEGACY
+from tests.helpers.curves import FOUR_MODELS, curve_store, falling, halving_store
 from tests.helpers.stores import TWELVE, analysis_store
 
 
@@ -176,6 +179,43 @@ def test_report_html_is_interactive(store: Path, tmp_path: Path) -> None:
     assert '"bind": "legend"' in meta and '"field": "run_id"' in meta and '"field": "pipeline"' in meta
     for spec in specs.values():
         assert vlc.vegalite_to_svg(spec).startswith("<svg")
+
+
+def test_the_search_section_counts_epochs_and_names_the_stops(tmp_path: Path) -> None:
+    # halving (factor 2, rungs 1, 2, 4, 8): c and d stopped at epoch 1, b at epoch 2, a trained to 9
+    halving_store(tmp_path / "halving", FOUR_MODELS, reduction_factor=2)
+    searched = read_effort(tmp_path / "halving")
+    assert searched is not None
+    summary = search_summary(*searched)
+    assert (summary.effort.planned, summary.effort.trained, summary.effort.saved) == (72, 4 * 1 + 2 * 2 + 2 * 9, 46)
+    assert summary.stopped.to_dict(orient="list") == {
+        "dataset": ["OR", "OR", "OR"], "model": ["c", "d", "b"], "stopped at epoch": [1, 1, 2],
+        "runs": ["5, 6", "7, 8", "3, 4"],
+        "reason": ["rank 3 of 4: mean test_loss 0.7 above the cutoff 0.6",
+                   "rank 4 of 4: mean test_loss 0.8 above the cutoff 0.6",
+                   f"rank 2 of 2: mean test_loss {falling(0.6, 0.06)[1]:.4g} above the cutoff {falling(0.5, 0.05)[1]:.4g}"]}
+    assert summary.lines()[0] == "epochs: 26 trained; a full grid plans 72; the stops saved 46 (63.9%)"
+    assert summary.lines()[1].startswith("stopped: 3 of 4 pipelines (2 at epoch 1, 1 at epoch 2)")
+    # a full grid has no search section
+    curve_store(tmp_path / "grid", FOUR_MODELS)
+    assert read_effort(tmp_path / "grid") is None
+
+
+def test_the_report_shows_the_search_after_the_verdict(tmp_path: Path) -> None:
+    halving_store(tmp_path / "halving", FOUR_MODELS, reduction_factor=2)
+    html = report(tmp_path / "halving", tmp_path / "report.html")
+    text = (tmp_path / "report.html").read_text()
+    assert text.index("The verdict") < text.index("<h2>Search</h2>") < text.index("Best runs per model key")
+    assert "the stops saved 46 (63.9%)" in text and "<td>rank 3 of 4: mean test_loss 0.7 above the cutoff 0.6</td>" in text
+    assert "search: 3 of 4 pipelines stopped, 46 of 72 planned epochs saved" in html.render()
+    result = report(tmp_path / "halving", tmp_path / "report.pdf")
+    pages, texts = _pdf(tmp_path / "report.pdf")
+    assert pages == result.pages and "Search: the pipelines stopped, where and why" in texts[1]
+    assert "8 runs: 6 stopped, 2 done" in texts[0] and "the stops saved 46 (63.9%)" in texts[1]
+    # a full grid's report has none
+    curve_store(tmp_path / "grid", FOUR_MODELS)
+    report(tmp_path / "grid", tmp_path / "grid.html")
+    assert "<h2>Search</h2>" not in (tmp_path / "grid.html").read_text()
 
 
 def test_report_rejects_other_formats(store: Path, tmp_path: Path) -> None:

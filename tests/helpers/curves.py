@@ -3,6 +3,7 @@
 :func:`curve_store` writes a full grid as the driver does (planned runs and params through
 ``records.write_planned``, then each run's history, results and final runs row); each run is a
 (dataset key, model key, test_loss per epoch) triple, replicates share both keys.
+:func:`falling` draws a curve, :data:`FOUR_MODELS` is a small grid of them.
 :func:`halving_store` writes what a halving sweep over the same curves leaves: the runs that
 :class:`mosaic.search.halving.Halving` cuts are ``stopped`` with their history up to the rung,
 and every decision is a row of the ``decisions`` table.
@@ -23,6 +24,16 @@ from tests.helpers.scores import PROCESS, model_pipeline
 
 #: a run: (dataset key, model key, test_loss at each epoch)
 Curve = tuple[str, str, Sequence[float]]
+
+
+def falling(start: float, end: float, shift: float = 0.0, epochs: int = 9) -> list[float]:
+    """A loss falling geometrically from ``start`` to ``end`` over ``epochs``, plus ``shift``."""
+    return [start * (end / start) ** ((e - 1) / (epochs - 1)) + shift for e in range(1, epochs + 1)]
+
+
+#: four models x 2 replicates on OR over 9 epochs: "a" ahead at every epoch, then "b", "c", "d"
+FOUR_MODELS: list[Curve] = [("OR", model, falling(start, start / 10)) for model, start in
+                            (("a", 0.5), ("b", 0.6), ("c", 0.7), ("d", 0.8)) for _ in range(2)]
 
 
 def curve_store(path: Path, runs: Sequence[Curve], failed: Sequence[int] = (),

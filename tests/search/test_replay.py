@@ -14,17 +14,12 @@ import mosaic
 from mosaic.cli import main
 from mosaic.errors import StoreError, UsageError
 from mosaic.exec.driver.commands import run
-from tests.helpers.curves import Curve, curve_store, halving_store
+from tests.helpers.curves import Curve, curve_store, falling, halving_store
 from tests.helpers.scores import model_pipeline, scored_store
 
 
-def _curve(start: float, end: float, jitter: float = 0.0, epochs: int = 9) -> list[float]:
-    """A loss falling geometrically from ``start`` to ``end`` over ``epochs``, shifted by ``jitter``."""
-    return [start * (end / start) ** ((e - 1) / (epochs - 1)) + jitter for e in range(1, epochs + 1)]
-
-
 def _replicates(dataset: str, model: str, start: float, end: float, count: int = 3) -> list[Curve]:
-    return [(dataset, model, _curve(start, end, 0.001 * i)) for i in range(count)]
+    return [(dataset, model, falling(start, end, 0.001 * i)) for i in range(count)]
 
 
 #: OR: six models, "best" ahead from the first epoch; XOR: two models. Three replicates each.
@@ -38,7 +33,7 @@ GRID: list[Curve] = [
 
 def test_replay_stops_the_pipelines_halving_would_and_counts_the_epochs(tmp_path: Path) -> None:
     # run 25: a fourth m6 replicate that failed at its third epoch (two in its history)
-    runs = [*GRID, ("OR", "m6", _curve(1.0, 0.4)[:2])]
+    runs = [*GRID, ("OR", "m6", falling(1.0, 0.4)[:2])]
     curve_store(tmp_path / "store", runs, failed=[25], epochs=9)
     result = mosaic.replay(tmp_path / "store")
     assert result.rungs == (1, 3)

@@ -8,7 +8,7 @@ from typing import Any
 from mosaic.exec.driver.commands import run
 from mosaic.exec.driver.status import status
 from mosaic.store.status import RunStatus
-from tests.helpers.curves import curve_store, halving_store
+from tests.helpers.curves import FOUR_MODELS, curve_store, halving_store
 
 
 def test_status_renders_like_the_original(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
@@ -20,19 +20,10 @@ def test_status_renders_like_the_original(sweep_dir: Path, tmp_path: Path, dask_
     assert lines[5:8] == ["Error", "Running", "Pending"]
 
 
-def _curve(start: float, end: float, epochs: int = 9) -> list[float]:
-    return [start * (end / start) ** ((e - 1) / (epochs - 1)) for e in range(1, epochs + 1)]
-
-
-#: four models x 2 replicates on OR: "a" best throughout, then "b", "c", "d"
-CURVES = [("OR", model, _curve(start, start / 10)) for model, start in (("a", 0.5), ("b", 0.6), ("c", 0.7), ("d", 0.8))
-          for _ in range(2)]
-
-
 def test_status_lists_stopped_runs_and_what_the_search_saved(tmp_path: Path) -> None:
     # halving (factor 2, rungs 1, 2, 4, 8) over 4 pipelines: c and d stopped at epoch 1, b at epoch 2;
     # saved: 4 runs x 8 epochs + 2 x 7
-    halving_store(tmp_path / "halving", CURVES, reduction_factor=2)
+    halving_store(tmp_path / "halving", FOUR_MODELS, reduction_factor=2)
     report = status(tmp_path / "halving")
     assert [r.run_id for r in report.of(RunStatus.STOPPED)] == [3, 4, 5, 6, 7, 8]
     assert report.stops == {5: 1, 6: 1, 7: 1, 8: 1, 3: 2, 4: 2}
@@ -42,6 +33,6 @@ def test_status_lists_stopped_runs_and_what_the_search_saved(tmp_path: Path) -> 
     assert lines[-2] == "Search: stopped 3 of 4 pipelines (2 at epoch 1, 1 at epoch 2), saving 46 of 72 planned epochs (63.9%)"
     assert lines[-1] == f"(8 runs in {tmp_path / 'halving'}: 2 done, 6 stopped)"
     # a full grid: no search line, no stopped section
-    curve_store(tmp_path / "grid", CURVES)
+    curve_store(tmp_path / "grid", FOUR_MODELS)
     text = status(tmp_path / "grid").render()
     assert "Search" not in text and "Stopped" not in text and text.endswith(": 8 done)")
