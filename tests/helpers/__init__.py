@@ -12,7 +12,8 @@ fixtures. The modules of this package:
 - :mod:`tests.helpers.servers`: a real HTTP server on 127.0.0.1 and a bounded GET;
 - :mod:`tests.helpers.legacy`: the original ``mosaic_generate`` restated;
 - :mod:`tests.helpers.cache_workers`: functions spawned processes import by name;
-- :mod:`tests.helpers.drivers`: a `mosaic` command as a subprocess killed on demand, waits with deadlines.
+- :mod:`tests.helpers.drivers`: a `mosaic` command as a subprocess killed on demand, waits with deadlines;
+- :mod:`tests.helpers.curves`: stores of chosen loss curves (a full grid, a halving sweep's decisions).
 
 This ``__init__`` stays light (no torch, no mosaic): processes spawned by the tests import
 :mod:`tests.helpers.cache_workers` through it.
