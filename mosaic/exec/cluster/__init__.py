@@ -9,9 +9,10 @@ imports ``distributed``.
 - :mod:`~.plugins`: the worker plugins (a worker's setup, a sweep's paths and keys);
 - :mod:`~.entry`: the worker's entry point, :func:`~.entry.execute_batch`;
 - :mod:`~.announcer`: a worker's channel to its sweep's topic;
-- :mod:`~.page`: the scheduler's Mosaic page and the lazily built Dask dashboard.
+- :mod:`~.page`: the scheduler's Mosaic page (the sweep's live view: a scheduler plugin
+  filling :mod:`mosaic.live`'s board) and the lazily built Dask dashboard.
 
-It may import the wire package, :mod:`mosaic.config` and :mod:`mosaic.errors`; the training
-package only on a worker, when a task runs (the driver imports this package and must not load
-torch); never the driver package.
+It may import the wire package, :mod:`mosaic.config`, :mod:`mosaic.errors` and the live
+view's model and routes (:mod:`mosaic.live`); the training package only on a worker, when a
+task runs (the driver imports this package and must not load torch); never the driver package.
 """

@@ -27,7 +27,7 @@ from mosaic.errors import RunError, UsageError
 from mosaic.exec.cluster import worker_start
 from mosaic.exec.cluster.entry import execute_batch
 from mosaic.exec.cluster.local import start_local_cluster
-from mosaic.exec.cluster.page import PAGE, LazyDashboard, MosaicPage
+from mosaic.exec.cluster.page import PAGE, LazyDashboard, MosaicPage, end_sweep, show_plan
 from mosaic.exec.cluster.plugins import MosaicPlugin, WorkerSetup
 from mosaic.exec.cluster.workers import GPU, WorkerPlan, check_gpu, plan_workers
 from mosaic.exec.wire.events import Event
@@ -56,6 +56,7 @@ class Cluster:
     dashboard: str | None = None
     page: str | None = None
     plugins: list[str] = field(default_factory=list)
+    sweeps: list[tuple[int, str]] = field(default_factory=list)  # sweeps shown on the scheduler's page
 
     @property
     def slots(self) -> int:
@@ -99,12 +100,19 @@ class Cluster:
         self.client.cancel(futures)
 
     def install(self, plugin: MosaicPlugin) -> None:
-        """Register a sweep's plugin on every current and future worker."""
+        """Register a sweep's plugin on every current and future worker; hand its plan to the
+        scheduler's Mosaic page."""
         self.client.register_plugin(plugin, name=plugin.name)
         self.plugins.append(plugin.name)
+        if plugin.plan is not None and self.page is not None and show_plan(self.client, plugin.plan):
+            self.sweeps.append((plugin.sweep_id, plugin.token))
 
     def close(self) -> None:
-        """Remove this sweep's plugins; close the client and local cluster Mosaic started."""
+        """Remove this sweep's plugins (its page knows it ended); close the client and local
+        cluster Mosaic started."""
+        for sweep_id, token in self.sweeps:
+            end_sweep(self.client, sweep_id, token)
+        self.sweeps.clear()
         for name in self.plugins:
             with contextlib.suppress(Exception):
                 self.client.unregister_worker_plugin(name)

@@ -13,6 +13,10 @@ from __future__ import annotations
 from mosaic.exec.cluster.announcer import Announcer, EpochReporter
 from mosaic.exec.wire.events import RunEvent
 from mosaic.exec.wire.task import RunOutcome, RunTask, worker_label
+from mosaic.text import last_line
+
+#: the most of a failed run's last traceback line its end record carries (the page shows it)
+ERROR_CHARS = 500
 
 
 def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome]:
@@ -42,7 +46,8 @@ def execute_batch(tasks: list[RunTask], topic: str, key: str) -> list[RunOutcome
             channel.send(RunEvent.start(task.run_id, key, worker, device), now=not outcomes, confirmed=alone)
             outcome = execute_run(task, [reporter])
             outcomes.append(outcome)
-            channel.send(RunEvent.end(task.run_id, key, worker, device, outcome.status))
+            error = last_line(outcome.error)[:ERROR_CHARS] if outcome.error else ""
+            channel.send(RunEvent.end(task.run_id, key, worker, device, outcome.status, error))
     finally:
         channel.flush()
     return outcomes

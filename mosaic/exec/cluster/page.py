@@ -1,126 +1,199 @@
-"""Mosaic's page beside Dask's dashboard: every run's epoch k of N and its latest losses.
+"""Mosaic's page beside Dask's dashboard: the sweep's live view, served by the scheduler.
 
 Why a page of our own: Dask's pages show tasks (their keys carry the run id:
-``run-<sweep>-<run>-<token>``, or ``runs-...`` for a batch of short runs) but know nothing
-of epochs. Workers publish their runs' :class:`~mosaic.exec.wire.events.RunEvent` records on
-the sweep's topic (:mod:`mosaic.exec.cluster.announcer`); :class:`MosaicPage`, a scheduler
-plugin, keeps the latest row per run and serves it on the scheduler's own HTTP server, next
-to ``/status``:
+``run-<sweep>-<run>-<token>``, or ``runs-...`` for a batch of short runs) but know nothing of
+epochs, datasets or models. :class:`MosaicPage`, a scheduler plugin, fills one
+:class:`~mosaic.live.board.Board` per sweep:
 
-- ``/mosaic``: an HTML table refreshed every 2 seconds (no JavaScript, no bokeh);
-- ``/mosaic.json``: the same rows as JSON.
+- the sweep's plan (each run's dataset and model, its planned epochs) arrives when the sweep
+  installs its worker plugin (:func:`show_plan`, called by the driver's cluster);
+- workers publish their runs' :class:`~mosaic.exec.wire.events.RunEvent` records (start, each
+  epoch, end with the traceback's last line) on the sweep's topic
+  (:mod:`mosaic.exec.cluster.announcer`); the scheduler hands them to :meth:`MosaicPage.log_event`;
+- a run alone in its task is also followed through its task's transitions (a worker that died).
 
-The plugin is installed when a sweep starts (Mosaic must be importable on the scheduler; when
-it is not, the sweep runs without the page and says so once). It keeps at most
-:data:`MAX_RUNS` runs, the oldest forgotten first. :class:`LazyDashboard` builds Dask's own
-dashboard on its first visit.
+It serves the routes of :mod:`mosaic.live.api` on the scheduler's own HTTP server, next to
+``/status``: ``/mosaic`` (the page) and ``/mosaic.json`` (per-run rows, a page at a time)
+among them. A refresh reads the board's running totals: its cost does not grow with the runs.
+Memory is bounded per run (see :mod:`mosaic.live.board`); the boards of the
+:data:`MAX_SWEEPS` latest sweeps are kept. Mosaic must be importable on the scheduler; when it
+is not, the sweep runs without the page and says so once. :class:`LazyDashboard` builds Dask's
+own dashboard on its first visit.
 """
 
 from __future__ import annotations
 
 import collections
-import html
-import json
+import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 from tornado import web
 
 from mosaic.exec.wire.events import END, START, RunEvent, parse_run_key, parse_topic, read_events
+from mosaic.live import api
+from mosaic.live.board import FINAL, Board, Plan
+from mosaic.live.judge import Judge
 from mosaic.store.status import RunStatus
-from mosaic.text import format_cell
 
-PAGE = "/mosaic"
-MAX_RUNS = 5000
-_ENDED = ("finished", "failed")
-_STATES = {"queued": "queued", "processing": "running", "memory": "finished", "erred": "failed", "released": "pending"}
+PAGE = api.PAGE
+#: sweeps whose boards a scheduler keeps (the oldest forgotten first)
+MAX_SWEEPS = 8
 
 
 class MosaicPage(SchedulerPlugin):
-    """Keep each run's latest state and epoch; serve them on ``/mosaic`` and ``/mosaic.json``."""
+    """One board per sweep sent to this scheduler, served on ``/mosaic`` (see the module)."""
 
     name = "mosaic-page"
     idempotent = True  # one page per scheduler, shared by every sweep sent to it
 
     def __init__(self) -> None:
-        self.runs: collections.OrderedDict[tuple[int, str, int], dict[str, Any]] = collections.OrderedDict()
+        self.boards: collections.OrderedDict[tuple[int, str], Board] = collections.OrderedDict()
+        self.judges: dict[tuple[int, str], Judge] = {}
 
     async def start(self, scheduler: Any) -> None:
-        """Add the two routes to the scheduler's HTTP server."""
+        """Add the page's routes to the scheduler's HTTP server."""
         app = getattr(scheduler, "http_application", None)
         if app is not None:
-            app.add_handlers(r".*$", [(PAGE, _HtmlHandler, {"page": self}), (PAGE + r"\.json", _JsonHandler, {"page": self})])
+            app.add_handlers(r".*$", [(PAGE + r"(?:\.json|/summary\.json|/run\.json|/log|/vega\.js)?", _Handler, {"page": self})])
 
-    def _row(self, sweep_id: int, token: str, run_id: int) -> dict[str, Any]:
-        ident = (sweep_id, token, run_id)
-        row = self.runs.get(ident)
-        if row is None:
-            row = self.runs[ident] = {"sweep": sweep_id, "run": run_id, "state": "pending", "epoch": 0, "epochs": None}
-            while len(self.runs) > MAX_RUNS:
-                self.runs.popitem(last=False)
-        row["updated"] = time.time()
-        return row
+    # -- what arrives ---------------------------------------------------------------------
+    def _board(self, sweep_id: int, token: str) -> Board:
+        key = (sweep_id, token)
+        board = self.boards.get(key)
+        if board is None:
+            board = self.boards[key] = Board(sweep_id, token)
+            self.judges[key] = Judge()
+            while len(self.boards) > MAX_SWEEPS:
+                old, _ = self.boards.popitem(last=False)
+                self.judges.pop(old, None)
+        return board
+
+    def take_plan(self, message: dict[str, Any]) -> None:
+        """A sweep's plan (:meth:`mosaic.live.board.Plan.message`): its runs, pending."""
+        plan = Plan.from_message(message)
+        self._board(plan.sweep_id, plan.token).apply(plan)
+
+    def end_sweep(self, sweep_id: int, token: str) -> None:
+        """The sweep's driver let the cluster go: its runs not ended did not finish in it."""
+        board = self.boards.get((sweep_id, token))
+        if board is not None:
+            board.close(time.time())
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-        """Follow the tasks of Mosaic runs (queued, running, finished, failed)."""
+        """Follow the task of a run alone: running when it starts, a system failure when its
+        worker died before the run ended (it starts again if the driver runs it again)."""
+        if finish not in ("processing", "erred"):
+            return
         parsed = parse_run_key(key)
-        if parsed and finish in _STATES:
-            sweep_id, run_id, token = parsed
-            known = self.runs.get((sweep_id, token, run_id))
-            if known is not None and (finish == "released" or (finish == "memory" and known["state"] in _ENDED)):
-                return  # a finished run's result released by the driver, or its end already told: keep its state
-            self._row(sweep_id, token, run_id)["state"] = _STATES[finish]
+        if parsed is None:
+            return
+        sweep_id, run_id, token = parsed
+        board = self.boards.get((sweep_id, token))
+        run = board.runs.get(run_id) if board is not None else None
+        if board is None or run is None or run.state in FINAL:
+            return
+        if finish == "processing" and run.state == RunStatus.PENDING:
+            board.set_state(run, RunStatus.RUNNING, time.time())
+        elif finish == "erred":
+            board.on_end(run_id, RunStatus.SYSTEM_FAILURE, time.time(), error="its worker died (task erred)")
 
     def log_event(self, topic: str, msg: Any) -> None:
-        """Take the records of a sweep's topic: runs' starts, epochs and ends (runs in a batch
-        have no task of their own to follow)."""
+        """Take the records of a sweep's topic: runs' starts, epochs and ends."""
         parsed = parse_topic(topic)
         if parsed is None:
             return
+        board = self._board(*parsed)
+        now = time.time()
         for event in read_events(msg):
-            self._take(*parsed, event)
+            self.take(board, event, now)
 
-    def _take(self, sweep_id: int, token: str, event: RunEvent) -> None:
-        row = self._row(sweep_id, token, event.run_id)
+    @staticmethod
+    def take(board: Board, event: RunEvent, now: float) -> None:
+        """One run's record, on its sweep's board."""
         if event.kind == START:
-            row["state"] = "running"
+            board.on_start(event.run_id, event.worker, now)
         elif event.kind == END:
-            row["state"] = "finished" if event.status == RunStatus.DONE else "failed"
+            board.on_end(event.run_id, event.status or RunStatus.ERROR, now, error=event.error or None, worker=event.worker)
         else:
-            row.update({"attempt": event.attempt, "epoch": event.epoch, "epochs": event.epochs, **(event.values or {})})
-            row["state"] = "training" if row["epoch"] != row.get("epochs") else "last epoch done"
+            board.on_epoch(event.run_id, event.attempt, event.epoch, event.epochs, event.values or {}, now)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Every run known, most recently updated first."""
-        return sorted(self.runs.values(), key=lambda r: r["updated"], reverse=True)
+    # -- what the page reads (mosaic.live.api.Source) -------------------------------------
+    def board(self, sweep: str) -> Board | None:
+        """The board of ``sweep`` (``id`` or ``id-token``), else the latest sweep's."""
+        if sweep:
+            for (sweep_id, token), board in reversed(self.boards.items()):
+                if sweep in (str(sweep_id), f"{sweep_id}-{token}"):
+                    return board
+        return next(reversed(self.boards.values()), None)
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """The sweeps this scheduler keeps, the latest first."""
+        return [{"id": f"{sweep_id}-{token}", "label": f"sweep {sweep_id} ({board.kind or 'run'}, {len(board.runs)} runs)"}
+                for (sweep_id, token), board in reversed(self.boards.items())]
+
+    def judge(self, board: Board) -> Judge:
+        """The judge of ``board``."""
+        return self.judges.setdefault((board.sweep_id or 0, board.token), Judge())
+
+    def curve(self, board: Board, run_id: int) -> list[dict[str, Any]] | None:
+        """None: the board's own curve of the run (at most 24 points)."""
+        return None
+
+    def log(self, board: Board, run_id: int) -> Path | None:
+        """The run's log, when the scheduler sees the driver's run files (the embedded cluster)."""
+        return api.log_file(board.run_files, run_id)
+
+
+def show_plan(client: Any, message: dict[str, Any]) -> bool:
+    """Hand a sweep's plan to the scheduler's page (False: no page there)."""
+    try:
+        client.run_on_scheduler(_take_plan, message)
+    except Exception:  # noqa: BLE001 - the page is a view: the sweep runs without it
+        return False
+    return True
+
+
+def end_sweep(client: Any, sweep_id: int, token: str) -> None:
+    """Tell the scheduler's page that a sweep's driver is done (nothing when there is no page)."""
+    with contextlib.suppress(Exception):
+        client.run_on_scheduler(_end_sweep, sweep_id, token)
+
+
+def _page(scheduler: Any) -> MosaicPage | None:
+    page = scheduler.plugins.get(MosaicPage.name)
+    return page if isinstance(page, MosaicPage) else None
+
+
+def _take_plan(message: dict[str, Any], dask_scheduler: Any = None) -> bool:
+    page = _page(dask_scheduler)
+    if page is not None:
+        page.take_plan(message)
+    return page is not None
+
+
+def _end_sweep(sweep_id: int, token: str, dask_scheduler: Any = None) -> None:
+    page = _page(dask_scheduler)
+    if page is not None:
+        page.end_sweep(sweep_id, token)
 
 
 class _Handler(web.RequestHandler):
     def initialize(self, page: MosaicPage) -> None:
         self.page = page
 
-
-class _JsonHandler(_Handler):
     def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.write(json.dumps({"runs": self.page.rows()}))
-
-
-class _HtmlHandler(_Handler):
-    def get(self) -> None:
-        columns = ("sweep", "run", "attempt", "state", "epoch", "epochs", "train_loss", "test_loss", "train_acc", "test_acc", "seconds")
-        head = "".join(f"<th>{c}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(format_cell(row.get(c)))}</td>" for c in columns) + "</tr>" for row in self.page.rows()
-        )
-        self.write(
-            '<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">'
-            "<title>Mosaic runs</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
-            "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-            f'<h3>Mosaic runs <small><a href="status">Dask dashboard</a> · <a href="mosaic.json">json</a></small></h3>'
-            f"<table><tr>{head}</tr>{body or '<tr><td colspan=11>no run yet</td></tr>'}</table></body></html>"
-        )
+        query = {name: self.get_query_argument(name) for name in self.request.query_arguments}
+        accepts = "gzip" in self.request.headers.get("Accept-Encoding", "")
+        path = self.request.path
+        response = api.respond(self.page, path[path.rfind(PAGE):], query, gzipped=accepts)
+        self.set_status(response.status)
+        self.set_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.set_header(name, value)
+        self.write(response.body)
 
 
 class LazyDashboard(SchedulerPlugin):

@@ -1,6 +1,7 @@
 """The worker plugins Mosaic registers: :class:`WorkerSetup` prepares a worker process (its
 device, torch threads, dataset cache, a warm-up), :class:`MosaicPlugin` one sweep's
-``sys.path`` entries, task keys and topic on every worker.
+``sys.path`` entries, task keys and topic on every worker (and, on the driver, the sweep's
+plan for the scheduler's Mosaic page).
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import contextlib
 import os
 import secrets
 import sys
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from mosaic.config import Config
 from mosaic.exec.cluster import worker_start
 from mosaic.exec.cluster.workers import GPU, device_for
 from mosaic.exec.wire.events import batch_key, run_key, sweep_topic
+from mosaic.exec.wire.transfer import is_url
+from mosaic.live.board import Plan
 
 
 class WorkerSetup(WorkerPlugin):
@@ -85,15 +91,31 @@ class MosaicPlugin(WorkerPlugin):
     driver turns a start into a ``running`` row. On a cluster Mosaic did not start, it also
     runs ``prepare`` (a :class:`WorkerSetup`). A random ``token`` in its name, topics and task
     keys keeps apart two sweeps with one id (two stores) on a shared scheduler.
+
+    Given the sweep's ``runs`` and ``config``, it also holds the sweep's :attr:`plan` for the
+    scheduler's Mosaic page (each run's dataset and model, its planned epochs: see
+    :class:`mosaic.live.board.Plan`); :meth:`~mosaic.exec.cluster.connect.Cluster.install`
+    hands it over. The plan stays on the driver: workers get the plugin without it.
     """
 
-    def __init__(self, sweep_id: int, paths: tuple[str, ...] = (), prepare: WorkerSetup | None = None) -> None:
+    def __init__(self, sweep_id: int, paths: tuple[str, ...] = (), prepare: WorkerSetup | None = None, *,
+                 runs: Sequence[Any] | None = None, config: Config | None = None, kind: str = "",
+                 run_files: str | os.PathLike[str] | None = None) -> None:
         self.sweep_id = sweep_id
         self.token = secrets.token_hex(4)
         self.name = f"mosaic-sweep-{sweep_id}-{self.token}"
         self.topic = sweep_topic(sweep_id, self.token)
         self.paths = paths
         self.prepare = prepare
+        self.plan: dict[str, Any] | None = None
+        if runs is not None and config is not None:
+            files = str(run_files) if run_files is not None and not is_url(str(run_files)) else None
+            self.plan = Plan.of(sweep_id, self.token, runs, config.process.data_scheme, config.process.pipeline_scheme,
+                                kind=kind, config=str(config.path), started=time.time(), run_files=files).message()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What travels to the workers: everything but the plan."""
+        return {**self.__dict__, "plan": None}
 
     def key(self, run_id: int, resubmit: int = 0) -> str:
         """The task key of a run alone: ``run-<sweep>-<run>-<token>[-<resubmit>]``."""
