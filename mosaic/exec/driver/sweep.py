@@ -196,7 +196,7 @@ class Sweep:
         self.files = transfer.plan(str(self.run_files))
         self.send_checkpoints = cluster.local is None  # its workers may not see our run files
         paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
-        plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare)
+        plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare, runs=runs, config=self.config, kind=self.kind, run_files=self.run_files)
         cluster.install(plugin)
         cluster.subscribe(plugin.topic, self._receive)
         window = Window(cluster, plugin, self.sizer, self.policy, self._task, self.fetcher.fetch)
