@@ -41,6 +41,7 @@ _API = {
     "plotloss": "mosaic.analysis.report",
     "metaplot": "mosaic.analysis.report",
     "report": "mosaic.analysis.report",
+    "ui": "mosaic.live.server",
     "verdict": "mosaic.analysis.compare",
     "Verdict": "mosaic.analysis.compare",
     "replay": "mosaic.search.replay",

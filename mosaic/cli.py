@@ -170,6 +170,16 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write to this file instead of stdout (required for parquet)")
     p.set_defaults(handler=_query)
 
+    p = _command(sub, "ui", "ui", "serve the live page over a store (finished or running), read-only, in a browser",
+                 description="The page 'mosaic run' links to while a sweep trains (counts, models, curves, verdict so "
+                 "far, failures, every run), read from a store or a database of the original tool. Ctrl-C stops.")
+    p.add_argument("store", help="the store (or a .db written by the original tool)")
+    p.add_argument("--port", type=int, default=8790, help="port to listen on (default 8790; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; the page has no authentication)")
+    p.add_argument("--run-files", help="folder of the runs' logs, when not where the store's sweeps put them")
+    p.set_defaults(handler=_ui)
+
 
 def _add_plot_commands(sub: argparse._SubParsersAction) -> None:
     """The commands that draw: loss curves, metaplots, the report."""
@@ -337,6 +347,20 @@ def _query(args: argparse.Namespace, function: Callable[..., Any]) -> int:
     text = function(args.store, args.sql, format=args.format, output=args.output)
     if text:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _ui(args: argparse.Namespace, function: Callable[..., Any]) -> int:
+    server = function(args.store, port=args.port, host=args.host, run_files=args.run_files)
+    for warning in server.warnings:
+        _warn(warning)
+    _echo(f"serving {server.store} at {server.url} (read-only; Ctrl-C stops)")
+    sys.stdout.flush()  # the link, now: a script reading it waits on a pipe
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # the way to stop serving: not an error
+            server.wait()
+    finally:
+        server.close()
     return 0
 
 

@@ -16,7 +16,7 @@ EXPECTED = {
     "StoreError", "UsageError", "__version__", "compact", "export", "format_pipeline", "generate", "import_db",
     "init", "load_config", "metaplot", "open_reader", "open_store", "pause", "plotloss", "query",
     "read_pipelines", "rekey", "replay", "report", "rerun", "resume", "run", "savedb", "select_runs", "status", "Verdict", "verdict",
-    "watch_status", "write_pipelines",
+    "ui", "watch_status", "write_pipelines",
 }
 
 

@@ -13,7 +13,9 @@ fixtures. The modules of this package:
 - :mod:`tests.helpers.legacy`: the original ``mosaic_generate`` restated;
 - :mod:`tests.helpers.cache_workers`: functions spawned processes import by name;
 - :mod:`tests.helpers.drivers`: a `mosaic` command as a subprocess killed on demand, waits with deadlines;
-- :mod:`tests.helpers.curves`: stores of chosen loss curves (a full grid, a halving sweep's decisions).
+- :mod:`tests.helpers.curves`: stores of chosen loss curves (a full grid, a halving sweep's decisions);
+- :mod:`tests.helpers.live`: boards of the live view, planned and trained without a cluster;
+- :mod:`tests.helpers.browser`: a real headless Chromium (the DOM after its scripts ran, screenshots).
 
 This ``__init__`` stays light (no torch, no mosaic): processes spawned by the tests import
 :mod:`tests.helpers.cache_workers` through it.

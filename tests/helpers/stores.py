@@ -316,3 +316,38 @@ def latest_runs(store: Path) -> list[dict[str, Any]]:
         f"SELECT run_id, status, worker, device FROM read_parquet('{store}/runs/*/*.parquet', hive_partitioning = true) "
         "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY time DESC) = 1 ORDER BY run_id"
     ).to_arrow_table().to_pylist()
+
+
+# -- a large store (the live page's bounds) ------------------------------------------------------
+def large_store(path: Path, models: int = 1000, datasets: int = 10, replicates: int = 10, epochs: int = 3,
+                fail_every: int = 0) -> list[int]:
+    """A finished sweep of ``models x datasets x replicates`` runs (100,000 by default), written
+    through the store's writer as a sweep writes them (planned runs and params, then runs, history
+    and results rows), in bulk: one append per table and chunk. Every ``fail_every``-th run failed.
+    Returns the run ids."""
+    store = Store(path, create=True)
+    writer = SweepWriter(store)
+    pipes = [[{"type": "dataset", "class": "dataset_OR", "path_to_class": "./dataset.py", "key": f"dataset_{d}"},
+              {"type": "mlp", "class": "mlp_brick", "path_to_class": "./mlp.py", "key": f"model_{m:04d}", "width": 2}]
+             for d in range(datasets) for m in range(models)]
+    planned = [records.PlannedRun(0, 0, pipe, epochs) for pipe in pipes for _ in range(replicates)]
+    ids = list(store.allocate_run_ids(len(planned)))
+    for run, run_id in zip(planned, ids, strict=True):
+        run.run_id = run_id
+    records.write_planned(store, writer.sweep_id, planned, seed=lambda run_id: run_id, process_raw=PROCESS)
+    for start in range(0, len(planned), 20_000):
+        chunk, stamp = planned[start:start + 20_000], now()
+        runs, history, results = [], [], []
+        for run in chunk:
+            failed = fail_every and run.run_id % fail_every == 0
+            runs.append(records.run_row(run.run_id, 0, run.pipeline, "error" if failed else "done", run.run_id, stamp,
+                                        worker="tcp://127.0.0.1:1", error=TRACEBACK if failed else None))
+            rows = curve(run.run_id % 97, epochs)
+            history += records.history_rows(run.run_id, 0, rows, stamp)
+            if not failed:
+                results.append(records.result_row(run.run_id, 0, {"train_loss": rows[-1]["train_loss"],
+                                                                  "test_loss": rows[-1]["test_loss"], "epochs": epochs}, stamp))
+        for table, rows_ in (("runs", runs), ("history", history), ("results", results)):
+            store.append(table, rows_, writer.sweep_id)
+    writer.end()
+    return ids
