@@ -31,6 +31,7 @@ demo: $(STAMP)
 	@echo
 	@echo "results store: demo/results   report: demo/report.html   curves: demo/plotloss.pdf"
 	@echo "try: $(VENV)/bin/mosaic query demo/results \"SELECT run_id, test_loss FROM run_results ORDER BY test_loss LIMIT 5\""
+	@echo "browse it: $(VENV)/bin/mosaic ui demo/results   (the live page the run's link showed, from the store)"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -97,9 +97,7 @@ def respond(source: Source, path: str, query: Mapping[str, str], gzipped: bool =
         return Response(200, "text/javascript; charset=utf-8", packed if gzipped else plain, headers)
     if path not in (PAGE + ".json", PAGE + "/summary.json", PAGE + "/run.json", PAGE + "/log"):
         return _error(404, f"no such page: {path}")
-    board = source.board(query.get("sweep", ""))
-    if board is None:
-        return _error(404, "no sweep yet: the page fills when a sweep starts")
+    board = source.board(query.get("sweep", "")) or Board()  # no sweep yet: an empty page, filled when one starts
     clock = time.time() if now is None else now
     if path == PAGE + "/summary.json":
         body = views.summary(board, clock, sort=query.get("sort", "mean"), desc=query.get("desc") == "1",

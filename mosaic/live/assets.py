@@ -29,8 +29,9 @@ def specs() -> dict[str, Any]:
     and ``run`` (one run's train and test loss)."""
     import altair as alt
 
-    base = alt.Chart().encode(x=alt.X("epoch:Q", title="epoch"),
-                              color=alt.Color("model:N", title="model", legend=alt.Legend(orient="bottom", columns=2, labelLimit=260)))
+    base = alt.Chart().encode(x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+                              color=alt.Color("model:N", title="model", legend=alt.Legend(
+                                  labelLimit=240, symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1)))
     band = base.mark_area(opacity=0.15).encode(y=alt.Y("low:Q", title="loss"), y2="high:Q", detail="split:N")
     line = base.mark_line(point=False).encode(
         y=alt.Y("mean:Q", title="loss"), strokeDash=alt.StrokeDash("split:N", title="split", sort=["test", "train"]),
@@ -40,7 +41,7 @@ def specs() -> dict[str, Any]:
                      columns=2)
               .resolve_scale(y="independent", color="independent"))
     run = (alt.Chart(alt.NamedData(RUN)).mark_line(point=True)
-           .encode(x=alt.X("epoch:Q", title="epoch"), y=alt.Y("loss:Q", title="loss"),
+           .encode(x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("loss:Q", title="loss"),
                    color=alt.Color("split:N", title="split", sort=["train", "test"]),
                    tooltip=["split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".4g")])
            .properties(width=420, height=220))

@@ -9,6 +9,7 @@ thread of its own. What it hands out is bounded: the best :data:`TOP` models of 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -50,6 +51,8 @@ class Judge:
         return self.result
 
     def _compute(self, finals: list[tuple[str, str, float]]) -> None:
+        with contextlib.suppress(ImportError):  # judge() below reports it
+            import mosaic.analysis.verdict  # noqa: F401 - loaded once, not counted in the cost that spaces verdicts
         start = time.perf_counter()
         try:
             result = judge(finals)

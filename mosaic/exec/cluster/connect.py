@@ -13,7 +13,7 @@ import contextlib
 import importlib.util
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,19 @@ from mosaic.errors import RunError, UsageError
 from mosaic.exec.cluster import worker_start
 from mosaic.exec.cluster.entry import execute_batch
 from mosaic.exec.cluster.local import start_local_cluster
-from mosaic.exec.cluster.page import PAGE, LazyDashboard, MosaicPage, end_sweep, show_plan
+from mosaic.exec.cluster.page import (
+    PAGE,
+    LazyDashboard,
+    MosaicPage,
+    driver_records,
+    end_sweep,
+    show_plan,
+)
 from mosaic.exec.cluster.plugins import MosaicPlugin, WorkerSetup
 from mosaic.exec.cluster.workers import GPU, WorkerPlan, check_gpu, plan_workers
 from mosaic.exec.wire.events import Event
 from mosaic.exec.wire.task import RunOutcome, RunTask
+from mosaic.store.status import RunStatus
 
 
 def local_plan(monitor: Monitor, workers: int | None = None) -> WorkerPlan:
@@ -106,6 +114,16 @@ class Cluster:
         self.plugins.append(plugin.name)
         if plugin.plan is not None and self.page is not None and show_plan(self.client, plugin.plan):
             self.sweeps.append((plugin.sweep_id, plugin.token))
+
+    def tell_page(self, plugin: MosaicPlugin, statuses: Sequence[tuple[int, RunStatus, str]] = (),
+                  decisions: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Tell the scheduler's Mosaic page what only the driver decides: runs' statuses
+        (``(run_id, status, text)``: a search's stops) and a search's decisions (rows of the
+        ``decisions`` table). On the sweep's topic; nothing when there is no page."""
+        records = driver_records(statuses, decisions)
+        if records and self.page is not None:
+            with contextlib.suppress(Exception):  # the page is a view: the sweep goes on without it
+                self.client.log_event(plugin.topic, records)
 
     def close(self) -> None:
         """Remove this sweep's plugins (its page knows it ended); close the client and local

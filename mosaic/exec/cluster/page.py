@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ from mosaic.store.status import RunStatus
 PAGE = api.PAGE
 #: sweeps whose boards a scheduler keeps (the oldest forgotten first)
 MAX_SWEEPS = 8
+#: a search's decisions a board keeps (the latest)
+MAX_DECISIONS = 50
+_STATUS = "status"
+_DECISION = "decision"
 
 
 class MosaicPage(SchedulerPlugin):
@@ -101,14 +106,31 @@ class MosaicPage(SchedulerPlugin):
             board.on_end(run_id, RunStatus.SYSTEM_FAILURE, time.time(), error="its worker died (task erred)")
 
     def log_event(self, topic: str, msg: Any) -> None:
-        """Take the records of a sweep's topic: runs' starts, epochs and ends."""
+        """Take the records of a sweep's topic: runs' starts, epochs and ends (from workers),
+        and what only the driver decides (:func:`driver_records`: a search's stops and decisions)."""
         parsed = parse_topic(topic)
         if parsed is None:
             return
         board = self._board(*parsed)
         now = time.time()
+        records = msg if isinstance(msg, list | tuple) else [msg]
+        if any(isinstance(r, dict) and r.get("event") in (_STATUS, _DECISION) for r in records):
+            self._take_driver_records(board, records, now)
         for event in read_events(msg):
             self.take(board, event, now)
+
+    @staticmethod
+    def _take_driver_records(board: Board, records: Any, now: float) -> None:
+        for record in records:
+            kind = record.get("event") if isinstance(record, dict) else None
+            if kind == _STATUS:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    board.on_end(int(record["run_id"]), RunStatus(record["status"]), now, error=record.get("text") or None)
+            elif kind == _DECISION:
+                board.decisions.insert(0, {k: v for k, v in record.items() if k != "event"})
+                del board.decisions[MAX_DECISIONS:]
+                board.decisions_total += 1
+                board.version += 1
 
     @staticmethod
     def take(board: Board, event: RunEvent, now: float) -> None:
@@ -145,6 +167,19 @@ class MosaicPage(SchedulerPlugin):
     def log(self, board: Board, run_id: int) -> Path | None:
         """The run's log, when the scheduler sees the driver's run files (the embedded cluster)."""
         return api.log_file(board.run_files, run_id)
+
+
+def driver_records(statuses: Sequence[tuple[int, RunStatus, str]] = (),
+                   decisions: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """What only the driver knows, as records of the sweep's topic for the page: runs' statuses
+    (``(run_id, status, text)``: a search's stops) and a search's decisions (rows of the
+    ``decisions`` table, their plain values). Workers and the driver's own reading of the topic
+    skip them."""
+    records: list[dict[str, Any]] = [{"event": _STATUS, "run_id": run_id, "status": str(status), "text": text}
+                                     for run_id, status, text in statuses]
+    for row in decisions:
+        records.append({"event": _DECISION, **{k: v for k, v in row.items() if v is None or isinstance(v, str | int | float | bool)}})
+    return records
 
 
 def show_plan(client: Any, message: dict[str, Any]) -> bool:

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mosaic.exec.cluster.page import MosaicPage, end_sweep, show_plan
+from mosaic.exec.cluster.connect import Cluster
+from mosaic.exec.cluster.page import MosaicPage, driver_records, end_sweep, show_plan
 from mosaic.exec.cluster.plugins import MosaicPlugin
 from mosaic.exec.driver.commands import run
 from mosaic.exec.wire.events import Event, RunEvent, run_key, sweep_topic
@@ -86,6 +87,14 @@ def test_the_page_follows_plans_events_and_tasks() -> None:
     page.log_event(topic, [_epoch(4, e, 5) for e in range(1, 6)] + [{"event": "end", "run_id": 4, "status": "done", **batch}])
     page.transition(run_key(4, 4, TOKEN), "processing", "erred")  # too late: its end was told
     assert board.runs[4].state == RunStatus.DONE and board.runs[4].final is not None
+    # what only the driver decides: a search stops run 4 at a rung, and says why
+    decision = {"dataset": "d0", "model": "m1", "rung": 5, "runs": "3,4", "metric": "test_loss", "value": 0.5,
+                "cutoff": 0.4, "kept": False, "rank": 2, "pipelines": 2, "reason": "rank 2 of 2", "time": object()}
+    page.log_event(topic, driver_records([(4, RunStatus.STOPPED, "stopped at epoch 5")], [decision]))
+    assert board.runs[4].state == RunStatus.STOPPED and board.runs[4].error == "stopped at epoch 5"
+    shown = api.respond(page, "/mosaic/summary.json", {}).body
+    decisions = json.loads(shown)["decisions"]
+    assert decisions["total"] == 1 and decisions["rows"][0]["reason"] == "rank 2 of 2" and "time" not in decisions["rows"][0]
     page.end_sweep(4, TOKEN)
     assert board.count(RunStatus.INTERRUPTED) == 2 and board.finished
     assert [s["id"] for s in page.sweeps()] == [f"4-{TOKEN}"]
@@ -107,9 +116,14 @@ def test_the_plan_travels_to_the_scheduler_not_to_the_workers(dask_client: Any, 
         assert time.monotonic() < deadline, head
         time.sleep(0.1)
     assert head["runs"] == 6 and head["config"] == str(config.path) and head["counts"]["pending"] == 5
+    # the driver's side of the page: a search's stops, through the cluster's client
+    Cluster(dask_client, owns_client=False, page=page).tell_page(plugin, [(2, RunStatus.STOPPED, "stopped at epoch 1")])
+    while json.loads(fetch(f"{page}/summary.json?sweep=7-{plugin.token}")[1])["header"]["counts"]["stopped"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     end_sweep(dask_client, 7, plugin.token)
     head = json.loads(fetch(f"{page}/summary.json?sweep=7-{plugin.token}")[1])["header"]
-    assert head["finished"] and head["counts"]["interrupted"] == 6
+    assert head["finished"] and head["counts"]["interrupted"] == 5 and head["counts"]["stopped"] == 1
 
 
 def test_100000_runs_events_keep_the_page_small_and_cheap() -> None:
