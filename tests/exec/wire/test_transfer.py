@@ -178,10 +178,11 @@ def test_remote_scheduler_dashboard_and_mosaic_page(swept: tuple[Path, list[Even
     (cluster,) = [e for e in swept[1] if e.kind == "cluster"]
     assert cluster.link and cluster.link.startswith("http://127.0.0.1:") and cluster.link.endswith("/status")
     assert fetch(cluster.link)[0] == 200
-    page = json.loads(fetch(f"{cluster.page}.json")[1])
     sweep_id = next(e.sweep_id for e in swept[1] if e.kind == "start")
-    mine = sorted((r["run"], r["epoch"], r["epochs"], r["state"]) for r in page["runs"] if r["sweep"] == sweep_id)
-    assert mine == [(run_id, 1, 1, "finished") for run_id in (1, 2, 3, 4)]
+    page = json.loads(fetch(f"{cluster.page}.json?sweep={sweep_id}")[1])
+    mine = sorted((r["run"], r["epoch"], r["epochs"], r["state"], r["model"]) for r in page["runs"] if r["sweep"] == sweep_id)
+    assert mine == [(run_id, 1, 1, "done", model) for run_id, model in
+                    ((1, "mlp_funnel"), (2, "mlp_funnel"), (3, "mlp_brick"), (4, "mlp_brick"))]
 
 
 def test_run_files_come_back_to_the_driver(study: Path, swept: tuple[Path, list[Event]]) -> None:
