@@ -92,7 +92,7 @@
     $("facts").replaceChildren(...facts.map(([k, v]) => el("span", {}, `${k} `, el("b", { text: String(v) }))));
     if (sweeps && sweeps.length > 1) {
       const select = el("select", { "aria-label": "sweep" });
-      for (const s of sweeps) select.append(el("option", { value: s.id, selected: s.id === h.id, text: s.label }));
+      sweeps.forEach((s, i) => select.append(el("option", { value: s.id, selected: state.sweep ? s.id === state.sweep : i === 0, text: s.label })));
       select.addEventListener("change", () => { state.sweep = select.value; now(); });
       $("facts").append(select);
     }
@@ -276,7 +276,14 @@
       renderFailures(s.failures);
       await renderCurves(s.curves);
       if ($("drill").open) await refreshRuns();
-      if (state.run !== null) await showRun(state.run, false);
+      if (state.run !== null) {
+        try {
+          await showRun(state.run, false);
+        } catch (error) { // a run this sweep does not have (an old link): forget it
+          state.run = null;
+          $("run-detail").hidden = true;
+        }
+      }
       setStatus("");
     } catch (error) {
       setStatus(`· ${error.message}; retrying`);
