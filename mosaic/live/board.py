@@ -107,7 +107,7 @@ class RunState:
     """One run as the page shows it: fixed size, whatever its epochs."""
 
     __slots__ = ("attempt", "best", "curve", "epoch", "epochs", "error", "final", "group", "run_id", "state",
-                 "updated", "values", "worker")
+                 "sweep", "updated", "values", "worker")
 
     def __init__(self, run_id: int, group: int, epochs: int = 0, start: int = 0) -> None:
         self.run_id = run_id
@@ -123,6 +123,7 @@ class RunState:
         self.error: str | None = None
         self.updated = 0.0
         self.curve: RunCurve | None = None
+        self.sweep: int | None = None  # the sweep it last ran in, when not the board's own (a store's)
 
     def value(self, name: str) -> float | None:
         """One of the last epoch's :data:`VALUES` (None when unknown)."""
@@ -229,10 +230,11 @@ class Board:
 
     def load_run(self, run_id: int, group: int, state: RunStatus, epochs: int, *, epoch: int = 0, attempt: int = 0,
                  values: Sequence[float | None] | None = None, best: float | None = None, final: float | None = None,
-                 worker: str = "", error: str | None = None, updated: float = 0.0) -> RunState:
+                 worker: str = "", error: str | None = None, updated: float = 0.0, sweep: int | None = None) -> RunState:
         """A run read from a store, at once: its last ``epoch`` with its :data:`VALUES`."""
         run = self.add_run(run_id, group, state, epochs, start=epoch)
         run.attempt, run.worker, run.error, run.updated, run.final = attempt, sys.intern(worker), error, updated, final
+        run.sweep = sweep
         if values is not None:
             self._values(run, self.groups[group], values)
         if best is not None and math.isfinite(best):

@@ -46,7 +46,7 @@ def _load(session: StoreSession, label: str) -> Board:
     board = Board(store=label)
     _header(session, board)
     runs = session.arrow("SELECT run_id, status, pipeline, pipeline_json, worker, error, planned_epochs, attempt, "
-                         "epoch(time) AS updated FROM runs ORDER BY run_id").to_pandas()
+                         "epoch(time) AS updated, sweep_id FROM runs ORDER BY run_id").to_pandas()
     if runs.empty:
         return board
     groups = _groups(session, board, runs)
@@ -55,16 +55,18 @@ def _load(session: StoreSession, label: str) -> Board:
         "arg_max(test_acc, epoch), arg_max(seconds, epoch), min(test_loss) FROM history GROUP BY run_id")}
     finals = dict(session.fetch("SELECT run_id, test_loss FROM run_results"))
     totals: dict[int, int] = {}
-    for run_id, status, group, planned, worker, error, attempt, updated in zip(
+    for run_id, status, group, planned, worker, error, attempt, updated, sweep in zip(
             runs["run_id"].tolist(), runs["status"].tolist(), groups, runs["planned_epochs"].tolist(),
-            runs["worker"].tolist(), runs["error"].tolist(), runs["attempt"].tolist(), runs["updated"].tolist(), strict=True):
+            runs["worker"].tolist(), runs["error"].tolist(), runs["attempt"].tolist(), runs["updated"].tolist(),
+            runs["sweep_id"].tolist(), strict=True):
         epoch, *values, best = last.get(run_id, (0, None, None, None, None, None, None))
         epochs = _whole(planned) or int(epoch or 0)
         state = _status(status)
         failed = state in (RunStatus.ERROR, RunStatus.SYSTEM_FAILURE)
         board.load_run(int(run_id), group, state, epochs, epoch=int(epoch or 0), attempt=_whole(attempt), values=values,
                        best=best, final=finals.get(run_id), worker=str(worker or ""),
-                       error=last_line(str(error))[:500] if failed and error else None, updated=float(updated or 0.0))
+                       error=last_line(str(error))[:500] if failed and error else None, updated=float(updated or 0.0),
+                       sweep=_whole(sweep) or None)
         totals[group] = max(totals.get(group, 0), epochs)
     _curves(session, board, runs["run_id"].tolist(), groups, totals)
     _decisions(session, board)

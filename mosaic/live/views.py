@@ -147,7 +147,8 @@ def run_row(board: Board, run: RunState) -> dict[str, Any]:
     """One run as a row of the drill-down (and of ``/mosaic.json``)."""
     group = board.groups[run.group]
     row: dict[str, Any] = {
-        "run": run.run_id, "sweep": board.sweep_id, "dataset": group.dataset, "model": group.model,
+        "run": run.run_id, "sweep": run.sweep if run.sweep is not None else board.sweep_id, "dataset": group.dataset,
+        "model": group.model,
         "state": str(run.state), "attempt": run.attempt, "epoch": run.epoch, "epochs": run.epochs or None,
     }
     for name in ("train_loss", "test_loss", "train_acc", "test_acc", "seconds"):

@@ -54,5 +54,7 @@ def test_every_store_state_gives_a_page(state: str, tmp_path: Path) -> None:
         assert sum(body["header"]["counts"].values()) == len(board.runs)
         if state != "empty":
             assert board.runs and board.groups and body["groups"]["rows"]
+            sweeps = dict(session.sql("SELECT run_id, sweep_id FROM runs").fetchall())  # each run's own sweep
+            assert all(r["sweep"] == sweeps[r["run"]] for r in views.runs_page(board, limit=views.MAX_PAGE)["runs"])
         if state == "imported":  # an original database, imported: named by its first and last section types
             assert all(r["dataset"] and r["model"] for r in body["groups"]["rows"])
