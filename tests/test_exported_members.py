@@ -15,7 +15,7 @@ EXPECTED = {
     "Config", "ConfigError", "MosaicError", "Reader", "RunError", "RunStatus", "Selection", "SelectionError",
     "StoreError", "UsageError", "__version__", "compact", "export", "format_pipeline", "generate", "import_db",
     "init", "load_config", "metaplot", "open_reader", "open_store", "pause", "plotloss", "query",
-    "read_pipelines", "rekey", "replay", "report", "rerun", "resume", "run", "savedb", "select_runs", "status", "Verdict", "verdict",
+    "promote", "read_pipelines", "rekey", "replay", "report", "rerun", "resume", "run", "savedb", "select_runs", "status", "Verdict", "verdict",
     "ui", "watch_status", "write_pipelines",
 }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import time
 import traceback
@@ -85,6 +86,7 @@ class Sweep:
         self.rung_trained: set[int] = set()  # runs that trained to a rung in this sweep: they continue
         self.next_rung: list[PlannedRun] = []  # runs a cut kept, to submit again
         self.holding = False  # paused: runs a cut keeps are left paused, not submitted
+        self.tell_page: Callable[..., None] = lambda **_: None  # the scheduler's page, once the sweep is on it
         self.records: SweepRecords
         self.ledger: RunLedger
         self.live: LiveHistory
@@ -198,6 +200,7 @@ class Sweep:
         paths = tuple(dict.fromkeys([str(self.config.base_dir), os.getcwd()]))
         plugin = MosaicPlugin(self.sweep_id, paths, prepare=cluster.prepare, runs=runs, config=self.config, kind=self.kind, run_files=self.run_files)
         cluster.install(plugin)
+        self.tell_page = functools.partial(cluster.tell_page, plugin)  # a search's stops and decisions
         cluster.subscribe(plugin.topic, self._receive)
         window = Window(cluster, plugin, self.sizer, self.policy, self._task, self.fetcher.fetch)
         queue = collections.deque(self._searching(runs))
@@ -371,6 +374,7 @@ class Sweep:
             self.records.add("decisions", {**cut.row(), "time": stamp})
         if step.cuts:
             self.emit(Event("decision", sweep_id=self.sweep_id, total=len(step.stop), text=_cut_text(step.cuts)))
+            self.tell_page(decisions=[cut.row() for cut in step.cuts])
         cut_of = {run_id: cut for cut in step.cuts for run_id in cut.runs}
         for run_id in step.stop:
             cut = cut_of[run_id]
@@ -383,6 +387,7 @@ class Sweep:
                               worker=self.starts.worker(planned.run_id), device=self.starts.device(planned.run_id)):
             self.summary_runs.append((planned.run_id, RunStatus.STOPPED, None, model_key(planned.pipeline, self.config)))
             self.emit(Event("finished", sweep_id=self.sweep_id, run_id=planned.run_id, status=RunStatus.STOPPED, text=text))
+            self.tell_page(statuses=[(planned.run_id, RunStatus.STOPPED, text)])
 
     def _searching(self, runs: Sequence[PlannedRun]) -> list[PlannedRun]:
         """The runs to submit: a resumed sweep's runs that a recorded decision stopped are marked stopped."""

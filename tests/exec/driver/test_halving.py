@@ -4,15 +4,19 @@ killed mid-sweep resumes to the same decisions."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import mosaic
 from mosaic.exec.driver.commands import run
+from mosaic.exec.wire.events import Event
 from mosaic.store.status import RunStatus
 from tests.helpers import CLASSES_DRIVER
-from tests.helpers.drivers import driver, mosaic_cli, wait_for
+from tests.helpers.drivers import DEADLINE_S, driver, mosaic_cli, wait_for
+from tests.helpers.servers import fetch
 
 CONFIG = """[PROCESS]
 lr = 5e-2
@@ -111,6 +115,28 @@ def test_the_best_pipeline_survives_on_at_most_half_the_epochs(sweep_dir: Path, 
     assert "stopped" in mosaic.status(store).render()
     # the verdict compares the runs trained to the end, and says how many a search stopped
     assert mosaic.verdict(store).left_out["runs a search stopped"] == 10
+
+
+def test_the_live_page_shows_the_stops_and_the_decisions(sweep_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(CLASSES_DRIVER / "handicap.py", sweep_dir)
+    seen: dict[str, Any] = {}
+
+    def summary() -> dict[str, Any]:
+        return dict(json.loads(fetch(seen["page"] + "/summary.json")[1]))
+
+    def on_event(event: Event) -> None:  # the sweep waits for this callback: its page is up
+        if event.kind == "cluster":
+            seen["page"] = event.page
+        elif event.kind == "finished" and event.run_id == 1:  # h0's runs end last (they are never cut)
+            deadline = time.monotonic() + DEADLINE_S
+            while summary()["header"]["counts"].get("stopped") != 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            seen["summary"] = summary()
+
+    run(_config(sweep_dir, "p.ini", handicaps="{0-5}"), tmp_path / "store", on_event=on_event)
+    assert seen["summary"]["header"]["counts"]["stopped"] == 10
+    decisions = seen["summary"]["decisions"]
+    assert decisions["total"] == 8 and {(d["model"], d["rung"], d["kept"]) for d in decisions["rows"]} >= {("h0", 3, True), ("h1", 3, False)}
 
 
 def test_the_same_decisions_with_one_worker_or_two(sweep_dir: Path, tmp_path: Path, dask_client: Any) -> None:
