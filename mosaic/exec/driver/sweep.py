@@ -248,8 +248,8 @@ class Sweep:
         # a run trained before (result lost with its worker) continues to its planned total
         again = self.policy.continues(planned.run_id) and planned.total is not None
         rung = self.search.target(planned.run_id) if self.search is not None else None
-        if rung is not None:  # halving: train to the next rung, from the last one's checkpoint
-            again = again or planned.run_id in self.rung_trained
+        again = again or planned.run_id in self.rung_trained  # halving: on from the last rung's checkpoint
+        if rung is not None:  # halving: train to the next rung
             planned = PlannedRun(planned.run_id, planned.attempt, planned.pipeline, planned.epochs,
                                  planned.resume or again, rung)
         return RunTask(

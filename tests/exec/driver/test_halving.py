@@ -100,6 +100,9 @@ def test_the_best_pipeline_survives_on_at_most_half_the_epochs(sweep_dir: Path, 
     assert {r for r, s in statuses.items() if s == RunStatus.STOPPED} == set(range(3, 13))
     epochs = _epochs(store)
     assert epochs[1] == epochs[2] == 9
+    # each task went on from the last rung's checkpoint: 1, then 2 more, then 6 (never from scratch)
+    log = (sweep_dir / "files_h" / "output_1.log").read_text()
+    assert "training epochs 2..3 (the checkpoint held 1)" in log and "training epochs 4..9 (the checkpoint held 3)" in log
     assert sum(epochs.values()) <= 12 * 9 / 2, epochs
     # rung 1: six pipelines, the best two kept; rung 3: two, the best one kept; replicates together
     decisions = _decisions(store)
@@ -160,6 +163,9 @@ def test_a_stopped_run_continued_matches_the_run_trained_straight(sweep_dir: Pat
     with mosaic.open_store(halving) as a, mosaic.open_store(grid) as b:
         continued, straight = a.fetch(query), b.fetch(query)
     assert len(continued) == 9 and continued == straight  # bitwise, on CPU
+    survivor = "SELECT epoch, train_loss, test_loss FROM history WHERE run_id = 1 ORDER BY epoch"
+    with mosaic.open_store(halving) as a, mosaic.open_store(grid) as b:
+        assert a.fetch(survivor) == b.fetch(survivor)  # trained rung by rung, the same as straight through
     refused = mosaic_cli("promote", halving, "-id", "1")
     assert refused.returncode == 2 and "only stopped runs can be promoted; not stopped: 1 (done)" in refused.stderr
 
