@@ -18,7 +18,7 @@ import pandas as pd
 
 from mosaic.analysis import plots
 from mosaic.search.decisions import Effort, read_effort, stopped_pipelines
-from mosaic.store.reader import Reader
+from mosaic.store.reader import Reader, SessionReader
 
 #: the columns of the stopped pipelines' table
 COLUMNS = ["dataset", "model", "stopped at epoch", "runs", "reason"]
@@ -58,7 +58,7 @@ def read_search(reader: Reader) -> SearchSummary | None:
     (a full grid, a database of the original tool)."""
     if reader.is_legacy:
         return None
-    searched = read_effort(reader.path)
+    searched = read_effort(reader.session if isinstance(reader, SessionReader) else reader.path)
     return search_summary(*searched) if searched is not None else None
 
 

@@ -8,21 +8,38 @@ rung, the latest when a resumed sweep decided a rung again).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mosaic.store.session import open_store
+from mosaic import schemas
+from mosaic.store.session import StoreSession, open_store
 
-_COLUMNS = ("sweep_id", "dataset", "model", "rung", "runs", "metric", "value", "cutoff", "kept", "rank", "pipelines", "reason")
+#: the decisions view's columns, as the rows these functions hand out
+_COLUMNS = ("sweep_id", *(name for name, _ in schemas.table_columns("decisions") if name != "time"))
 
 
-def read_decisions(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every decision of a store (or an original database: none), in order."""
-    with open_store(store, live=False) as session:
-        rows = session.fetch(f"SELECT {', '.join(_COLUMNS)} FROM decisions")
-    return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+@contextlib.contextmanager
+def _session(source: StoreSession | str | os.PathLike[str]) -> Iterator[StoreSession]:
+    """``source`` itself when it is an open session (the caller's snapshot), else one opened here."""
+    if isinstance(source, StoreSession):
+        yield source
+        return
+    with open_store(source, live=False) as session:
+        yield session
+
+
+def _rows(session: StoreSession) -> list[dict[str, Any]]:
+    return [dict(zip(_COLUMNS, row, strict=True)) for row in session.fetch(f"SELECT {', '.join(_COLUMNS)} FROM decisions")]
+
+
+def read_decisions(source: StoreSession | str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every decision of a store (or an original database: none), in order; ``source``: a
+    store or an open session of one."""
+    with _session(source) as session:
+        return _rows(session)
 
 
 def run_ids(row: dict[str, Any]) -> list[int]:
@@ -95,11 +112,12 @@ def effort(rows: Iterable[dict[str, Any]], planned: dict[int, int], trained: dic
                   sum(trained.values()), saved)
 
 
-def read_effort(store: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], Effort] | None:
+def read_effort(source: StoreSession | str | os.PathLike[str]) -> tuple[list[dict[str, Any]], Effort] | None:
     """A store's decisions and their :class:`Effort` (every run's ``planned_epochs``, its history
-    rows), read in one snapshot; None when the store has no decisions (a full grid)."""
-    with open_store(store, live=False) as session:
-        rows = [dict(zip(_COLUMNS, row, strict=True)) for row in session.fetch(f"SELECT {', '.join(_COLUMNS)} FROM decisions")]
+    rows), read in one snapshot (``source``: a store, or the caller's open session of one);
+    None when the store has no decisions (a full grid)."""
+    with _session(source) as session:
+        rows = _rows(session)
         if not rows:
             return None
         planned = {int(r): int(n or 0) for r, n in session.fetch("SELECT run_id, planned_epochs FROM runs")}

@@ -20,7 +20,7 @@ from typing import Any
 from mosaic.errors import UsageError
 from mosaic.exec.driver.heartbeat import live_sweeps, planned_epochs
 from mosaic.search.decisions import Effort, read_effort, stopped_pipelines
-from mosaic.store.reader import Reader, open_reader
+from mosaic.store.reader import Reader, SessionReader, open_reader
 from mosaic.store.status import FAILED, ORDER, RunStatus
 from mosaic.store.writer import Store, store_at
 from mosaic.text import last_line
@@ -144,7 +144,7 @@ def status(store: str | os.PathLike[str] | Store | None = None) -> StatusReport:
         )
         running = [r.run_id for r in runs if r.status == RunStatus.RUNNING and r.sweep_id in live]
         progress = live_progress(reader, target, running, live)
-    searched = read_effort(target.path)
+        searched = read_effort(reader.session if isinstance(reader, SessionReader) else target.path)
     if searched is None:
         return StatusReport(target.path, runs, live, progress)
     rows, effort = searched
