@@ -147,13 +147,7 @@ def rerun(
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise UsageError(f"-epoch must be a positive integer; got {epochs!r}")
     target = Store(store)
-    ids = sorted(set(select_runs(target.path, selection)))
-    if not ids:
-        raise SelectionError(f"{target.path}: the selection matches no run; check it with 'mosaic status {target.path}'")
-    latest = {row["run_id"]: row for row in latest_runs(target, ids)}
-    missing = [i for i in ids if i not in latest]
-    if missing:
-        raise SelectionError(f"{target.path}: no run {', '.join(map(str, missing[:10]))} in this store")
+    ids, latest = _selected(target, selection)
     unknown = [i for i in ids if not latest[i]["pipeline_json"]]
     if unknown:
         raise SelectionError(f"{target.path}: runs {', '.join(map(str, unknown[:10]))} have no recorded pipeline; they cannot be rerun")
@@ -205,12 +199,8 @@ def promote(
     (SelectionError) runs that are not stopped: ``rerun`` continues any run by a number of epochs.
     """
     target = Store(store)
-    ids = sorted(set(select_runs(target.path, selection)))
-    if not ids:
-        raise SelectionError(f"{target.path}: the selection matches no run; check it with 'mosaic status {target.path}'")
-    latest = {row["run_id"]: row for row in latest_runs(target, ids)}
-    refused = [f"{i} ({latest[i]['status'] if i in latest else 'no such run'})" for i in ids
-               if i not in latest or latest[i]["status"] != RunStatus.STOPPED]
+    ids, latest = _selected(target, selection)
+    refused = [f"{i} ({latest[i]['status']})" for i in ids if latest[i]["status"] != RunStatus.STOPPED]
     if refused:
         raise SelectionError(f"{target.path}: only stopped runs can be promoted; not stopped: {', '.join(refused[:10])}. "
                              "Continue other runs with 'mosaic rerun CONFIG STORE -id ... -epoch N'")
@@ -218,6 +208,19 @@ def promote(
         config = recorded_config(target, {int(latest[i]["sweep_id"]) for i in ids})
     return rerun(config, target.path, Selection(ids=",".join(map(str, ids))), client=client, scheduler=scheduler, scheduler_file=scheduler_file,
                  workers=workers, on_event=on_event)
+
+
+def _selected(target: Store, selection: Any) -> tuple[list[int], dict[int, dict[str, Any]]]:
+    """The run ids ``selection`` picks in ``target`` and their latest runs rows; SelectionError
+    when it picks none, or a run the store has no runs row for."""
+    ids = sorted(set(select_runs(target.path, selection)))
+    if not ids:
+        raise SelectionError(f"{target.path}: the selection matches no run; check it with 'mosaic status {target.path}'")
+    latest = {row["run_id"]: row for row in latest_runs(target, ids)}
+    missing = [i for i in ids if i not in latest]
+    if missing:
+        raise SelectionError(f"{target.path}: no run {', '.join(map(str, missing[:10]))} in this store")
+    return ids, latest
 
 
 def _recorded_process(store: Store, ids: Sequence[int]) -> dict[int, dict[str, str]]:
