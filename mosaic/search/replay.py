@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from mosaic import schemas
 from mosaic.analysis import plots
 from mosaic.analysis.compare import verdict
 from mosaic.analysis.frames import load_params
@@ -38,13 +39,11 @@ from mosaic.search.decisions import Effort, effort
 from mosaic.search.halving import Cut, Entrant, Halving
 from mosaic.search.spec import HALVING, SearchSpec
 from mosaic.store.reader import Reader, open_reader
-from mosaic.store.status import RunStatus
+from mosaic.store.status import RESUMABLE, RunStatus
 
 FORMATS = ("table", "json", "csv")
-#: the history columns a rung can be judged on
-METRICS = ("test_loss", "train_loss", "test_acc", "train_acc")
-#: statuses of runs still to train: a replay needs them finished
-_UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.INTERRUPTED)
+#: the history columns a rung can be judged on: those ``[SEARCH] metric`` accepts
+METRICS: tuple[str, ...] = tuple(schemas.config_keys("SEARCH")["metric"]["choices"])
 #: the verdicts whose models a replay must keep
 _KEPT_VERDICTS = ("best", "tied")
 
@@ -230,7 +229,7 @@ def _grid(reader: Reader, metric: str) -> _Grid:
         raise StoreError(f"{reader.path}: {stopped} runs were stopped by a search: replay needs "
                          "a full grid (every run trained to its planned epochs); 'mosaic status' and "
                          "'mosaic report' show this sweep's own decisions")
-    if unfinished := sum(statuses[s.value] for s in _UNFINISHED):
+    if unfinished := sum(statuses[s] for s in RESUMABLE):  # a replay needs every run finished
         raise StoreError(f"{reader.path}: {unfinished} runs have not finished: replay a finished sweep; "
                          f"'mosaic resume {reader.path}' trains them to their planned epochs")
     history = reader.history().select(["run_id", "epoch", metric]).to_pydict()

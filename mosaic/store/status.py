@@ -31,6 +31,8 @@ class RunStatus(str, Enum):
 FAILED: tuple[str, ...] = (RunStatus.ERROR.value, RunStatus.SYSTEM_FAILURE.value)
 #: Statuses of runs that have not ended (no traceback param in the legacy layout).
 UNFINISHED: tuple[str, ...] = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.PAUSED.value)
+#: Statuses of runs left to train: ``mosaic resume`` completes them (every other status is final).
+RESUMABLE: tuple[str, ...] = (*UNFINISHED, RunStatus.INTERRUPTED.value)
 #: The order statuses are listed in summaries.
 ORDER: tuple[str, ...] = tuple(s.value for s in (
     RunStatus.DONE, RunStatus.STOPPED, RunStatus.ERROR, RunStatus.SYSTEM_FAILURE, RunStatus.PAUSED, RunStatus.INTERRUPTED,

@@ -24,11 +24,8 @@ from mosaic.exec.driver import heartbeat
 from mosaic.exec.driver.pause import read_sidecar
 from mosaic.store.reader import open_reader
 from mosaic.store.records import PlannedRun
-from mosaic.store.status import RunStatus
+from mosaic.store.status import RESUMABLE
 from mosaic.store.writer import Store, store_at
-
-#: The statuses ``resume`` completes (every other one is final: done, error, system failure).
-RESUMABLE = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.PAUSED.value, RunStatus.INTERRUPTED.value)
 
 
 @dataclass(frozen=True)
