@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from mosaic.analysis import plots
 from mosaic.analysis import verdict as stats
-from mosaic.analysis.frames import load_runs
+from mosaic.analysis.frames import load_runs, naming_params
 from mosaic.analysis.output import check_target, render_csv, render_table, write_output
 from mosaic.errors import UsageError
 from mosaic.store.reader import Reader, SessionReader, open_reader
@@ -162,16 +162,11 @@ def runs_frame(reader: Reader, metric: str) -> tuple[pd.DataFrame, dict[str, int
 
 
 def _naming_params(reader: Reader, with_pipeline: bool) -> pd.DataFrame:
-    """The params that name a run's dataset and model: keys, schemes, and the pipeline JSON
-    when runs lack it (a database of the original tool). In no particular order: one row per
-    run and name, so none is needed, and a store's session skips the reader's sort."""
-    names = ["data_scheme", "pipeline_scheme"] + (["pipeline"] if with_pipeline else [])
+    """The params that name a run's dataset and model (:func:`~mosaic.analysis.frames.naming_params`)."""
     if not isinstance(reader, SessionReader):
+        names = ["data_scheme", "pipeline_scheme"] + (["pipeline"] if with_pipeline else [])
         return reader.params(names=names, keys=True).to_pandas()
-    listed = ", ".join(f"'{name}'" for name in names)
-    return reader.session.arrow(
-        "SELECT run_id, param_name, param_value FROM params_text "
-        f"WHERE param_name IN ({listed}) OR param_name LIKE '%\\_key' ESCAPE '\\'").to_pandas()
+    return naming_params(reader.session, with_pipeline)
 
 
 def verdict(

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from mosaic.store.reader import open_reader
+from mosaic.store.session import StoreSession
 
 
 def load_runs(reader: Any) -> pd.DataFrame:
@@ -31,3 +32,15 @@ def load_results(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFr
 def load_history(reader: Any, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """The ``history`` view (optionally for some runs only)."""
     return open_reader(reader).history(run_ids).to_pandas()
+
+
+def naming_params(session: StoreSession, with_pipeline: bool) -> pd.DataFrame:
+    """The params that name a run's dataset and model (:func:`mosaic.analysis.plots.run_keys`):
+    keys, schemes, and the pipeline JSON when runs lack it (a database of the original tool).
+    In no particular order: one row per run and name, so none is needed, and the session
+    skips the reader's sort."""
+    names = ["data_scheme", "pipeline_scheme"] + (["pipeline"] if with_pipeline else [])
+    listed = ", ".join(f"'{name}'" for name in names)
+    return session.arrow(
+        "SELECT run_id, param_name, param_value FROM params_text "
+        f"WHERE param_name IN ({listed}) OR param_name LIKE '%\\_key' ESCAPE '\\'").to_pandas()

@@ -20,7 +20,7 @@ nor ``tornado``, nor DuckDB at module level.
 
 It may import :mod:`mosaic.store`, :mod:`mosaic.sweep`, :mod:`mosaic.text` and
 :mod:`mosaic.errors`; for the verdict's statistics and the one rule naming a store's datasets
-and models, :mod:`mosaic.analysis.verdict` and :mod:`mosaic.analysis.plots`, inside functions
+and models, :mod:`mosaic.analysis.verdict`, :mod:`mosaic.analysis.plots` and :mod:`mosaic.analysis.frames`, inside functions
 only (the scheduler loads them when a verdict is due); never :mod:`mosaic.exec` (the cluster
 side translates its events into the board's calls).
 """

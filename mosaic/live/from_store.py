@@ -101,13 +101,10 @@ def _header(session: StoreSession, board: Board) -> None:
 
 def _groups(session: StoreSession, board: Board, runs: Any) -> list[int]:
     """Each run's group on ``board``, by the one rule (the keys ``rekey`` rewrote included)."""
+    from mosaic.analysis.frames import naming_params
     from mosaic.analysis.plots import run_keys
 
-    names = ["data_scheme", "pipeline_scheme"] + (["pipeline"] if bool(runs["pipeline_json"].isna().any()) else [])
-    listed = ", ".join(f"'{name}'" for name in names)
-    params = session.arrow(
-        "SELECT run_id, param_name, param_value FROM params_text "
-        f"WHERE param_name IN ({listed}) OR param_name LIKE '%\\_key' ESCAPE '\\'").to_pandas()
+    params = naming_params(session, with_pipeline=bool(runs["pipeline_json"].isna().any()))
     keys = run_keys(runs[["run_id", "status", "pipeline", "pipeline_json"]], params)
     return [board.group(dataset or UNKNOWN, model or UNKNOWN).index for dataset, model in
             zip(keys["dataset_key"].tolist(), keys["model_key"].tolist(), strict=True)]
