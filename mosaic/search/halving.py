@@ -142,6 +142,10 @@ class Halving:
         stage = self.stage.get(run_id, len(rungs))
         return rungs[stage] if run_id in self.alive and stage < len(rungs) else None
 
+    def passed(self, run_id: int) -> bool:
+        """True once ``run_id`` was kept at a rung: its next task goes on from that rung's checkpoint."""
+        return self.stage.get(run_id, 0) > 0
+
     def reached(self, run_id: int, history: Sequence[Mapping[str, Any]]) -> Step:
         """``run_id`` ended a task with ``history`` (its every epoch so far)."""
         rung = self.target(run_id)

@@ -83,7 +83,6 @@ class Sweep:
         self.tasks = 0  # Dask tasks submitted
         self.by_id: dict[int, PlannedRun] = {}
         self.search: Halving | None = None  # [SEARCH] strategy = halving (mosaic.search.halving)
-        self.rung_trained: set[int] = set()  # runs that trained to a rung in this sweep: they continue
         self.next_rung: list[PlannedRun] = []  # runs a cut kept, to submit again
         self.holding = False  # paused: runs a cut keeps are left paused, not submitted
         self.tell_page: Callable[..., None] = lambda **_: None  # the scheduler's page, once the sweep is on it
@@ -248,7 +247,7 @@ class Sweep:
         # a run trained before (result lost with its worker) continues to its planned total
         again = self.policy.continues(planned.run_id) and planned.total is not None
         rung = self.search.target(planned.run_id) if self.search is not None else None
-        again = again or planned.run_id in self.rung_trained  # halving: on from the last rung's checkpoint
+        again = again or (self.search is not None and self.search.passed(planned.run_id))  # on from its last rung
         if rung is not None:  # halving: train to the next rung
             planned = PlannedRun(planned.run_id, planned.attempt, planned.pipeline, planned.epochs,
                                  planned.resume or again, rung)
@@ -330,7 +329,6 @@ class Sweep:
         step = self._reached(planned, outcome, status)
         if step is not None and not step.final:  # halving: it reached a rung and waits for its dataset's cut
             self._write_outcome(planned, outcome, results, stamp)
-            self.rung_trained.add(planned.run_id)
             self._apply(step)
             return
         shown = return_status(results) if status == RunStatus.DONE and results else (outcome.error or outcome.message or "")
