@@ -176,7 +176,9 @@ width = {2-5}
 def test_replaying_a_real_grid_gives_the_real_halving_sweeps_decisions(tutorial_dir: Path, dask_client: Any) -> None:
     grid, halving = tutorial_dir / "grid.ini", tutorial_dir / "halving.ini"
     grid.write_text(TINY)
-    halving.write_text(TINY + "\n[SEARCH]\nstrategy = halving\nreduction_factor = 2\n")
+    # run files of its own: its runs' checkpoints are not the grid's
+    halving.write_text(TINY.replace("run_files_path = files", "run_files_path = files_halving")
+                       + "\n[SEARCH]\nstrategy = halving\nreduction_factor = 2\n")
     run(grid, tutorial_dir / "grid", dask_client)
     run(halving, tutorial_dir / "halving", dask_client)
     replayed = mosaic.replay(tutorial_dir / "grid", reduction_factor=2)
