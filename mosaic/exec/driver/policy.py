@@ -45,7 +45,7 @@ class FaultPolicy:
 
     def __init__(self, max_resubmits: int = MAX_RESUBMITS) -> None:
         self.max_resubmits = max_resubmits
-        self.resubmits: collections.Counter[int] = collections.Counter()
+        self.resubmits: collections.Counter[int] = collections.Counter()  # run -> times submitted again
         self.lost: set[int] = set()  # runs trained before whose result was lost: they continue
         self.alone: set[int] = set()  # runs of a batch whose worker died: one per task from now on
 
@@ -67,10 +67,6 @@ class FaultPolicy:
             self.lost.add(run_id)
             return Decision.CONTINUE
         return Decision.LOST
-
-    def times(self, run_id: int) -> int:
-        """How often ``run_id`` was submitted again (its task key says it)."""
-        return self.resubmits[run_id]
 
     def continues(self, run_id: int) -> bool:
         """True when ``run_id`` trained before and must continue from its checkpoint."""

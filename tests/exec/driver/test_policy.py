@@ -19,14 +19,14 @@ def test_a_run_that_ended_in_the_task_continues_from_its_checkpoint() -> None:
     # it ended in the task: neither batch nor start matters, its result was lost with the worker
     assert _died(policy, 1, ended=True, started=True, in_batch=True) is Decision.CONTINUE
     assert policy.continues(1) and not policy.continues(2)
-    assert policy.times(1) == 1
+    assert policy.resubmits[1] == 1
     assert policy.may_share(1, 2)  # a lost result does not make a run go alone
 
 
 def test_a_lost_result_continues_too() -> None:
     policy = FaultPolicy()
     assert policy.result_lost(4) is Decision.CONTINUE
-    assert policy.continues(4) and policy.times(4) == 1
+    assert policy.continues(4) and policy.resubmits[4] == 1
 
 
 def test_a_run_of_a_batch_goes_again_alone() -> None:
@@ -38,34 +38,34 @@ def test_a_run_of_a_batch_goes_again_alone() -> None:
     assert not policy.may_share(1, 2) and not policy.may_share(3)
     assert policy.may_share(1, 4)  # the other runs still share
     assert not policy.continues(2)
-    assert (policy.times(2), policy.times(3), policy.times(1)) == (1, 1, 0)
+    assert (policy.resubmits[2], policy.resubmits[3], policy.resubmits[1]) == (1, 1, 0)
 
 
 def test_a_run_alone_that_never_started_goes_again() -> None:
     policy = FaultPolicy()
     assert _died(policy, 5) is Decision.AGAIN
-    assert policy.times(5) == 1 and policy.may_share(5) and not policy.continues(5)
+    assert policy.resubmits[5] == 1 and policy.may_share(5) and not policy.continues(5)
 
 
 def test_a_run_alone_that_started_died_with_its_worker() -> None:
     policy = FaultPolicy()
     assert _died(policy, 6, started=True) is Decision.DIED
-    assert policy.times(6) == 0  # nothing submitted again
+    assert policy.resubmits[6] == 0  # nothing submitted again
 
 
 def test_a_run_that_never_starts_fails_after_the_resubmit_limit() -> None:
     policy = FaultPolicy()
     decisions = [_died(policy, 7) for _ in range(MAX_RESUBMITS + 2)]
     assert decisions == [Decision.AGAIN] * MAX_RESUBMITS + [Decision.DIED] * 2
-    assert policy.times(7) == MAX_RESUBMITS  # a refusal does not count
-    assert policy.times(8) == 0  # each run has its own count
+    assert policy.resubmits[7] == MAX_RESUBMITS  # a refusal does not count
+    assert policy.resubmits[8] == 0  # each run has its own count
 
 
 def test_a_run_of_batches_fails_after_the_resubmit_limit() -> None:
     policy = FaultPolicy()
     decisions = [_died(policy, 9, in_batch=True) for _ in range(MAX_RESUBMITS + 1)]
     assert decisions == [Decision.ALONE] * MAX_RESUBMITS + [Decision.DIED]
-    assert policy.times(9) == MAX_RESUBMITS
+    assert policy.resubmits[9] == MAX_RESUBMITS
 
 
 def test_a_result_lost_every_time_is_lost_after_the_limit() -> None:
@@ -73,7 +73,7 @@ def test_a_result_lost_every_time_is_lost_after_the_limit() -> None:
     decisions = [_died(policy, 10, ended=True) for _ in range(MAX_RESUBMITS)]
     decisions.append(policy.result_lost(10))
     assert decisions == [Decision.CONTINUE] * MAX_RESUBMITS + [Decision.LOST]
-    assert policy.times(10) == MAX_RESUBMITS
+    assert policy.resubmits[10] == MAX_RESUBMITS
 
 
 def test_the_limit_counts_every_path_together() -> None:
@@ -81,7 +81,7 @@ def test_the_limit_counts_every_path_together() -> None:
     assert _died(policy, 11, in_batch=True) is Decision.ALONE
     assert _died(policy, 11) is Decision.AGAIN
     assert _died(policy, 11, ended=True) is Decision.CONTINUE
-    assert policy.times(11) == 3
+    assert policy.resubmits[11] == 3
     assert _died(policy, 11) is Decision.DIED
     assert _died(policy, 11, ended=True) is Decision.LOST
 
@@ -91,7 +91,7 @@ def test_the_limit_is_the_policys_own(limit: int) -> None:
     policy = FaultPolicy(max_resubmits=limit)
     decisions = [_died(policy, 1) for _ in range(limit + 1)]
     assert decisions == [Decision.AGAIN] * limit + [Decision.DIED]
-    assert policy.times(1) == limit
+    assert policy.resubmits[1] == limit
 
 
 def test_default_limit() -> None:
