@@ -40,7 +40,7 @@ from mosaic.exec.wire.events import EPOCH, Event, read_events
 from mosaic.exec.wire.sources import SourceBundle, bundle_sources
 from mosaic.exec.wire.task import RunOutcome, RunTask, run_seed
 from mosaic.search.decisions import decided, read_decisions
-from mosaic.search.halving import Entrant, Halving, Step
+from mosaic.search.halving import Cut, Entrant, Halving, Step
 from mosaic.store.layout import remember_store
 from mosaic.store.records import PlannedRun, SweepRecords
 from mosaic.store.status import RunStatus
@@ -471,7 +471,7 @@ class Sweep:
         self.emit(Event("interrupted", sweep_id=self.sweep_id, text=f"{reason}; runs not finished marked interrupted in {self.store.path}"))
 
 
-def _cut_text(cuts: Sequence[Any]) -> str:
+def _cut_text(cuts: Sequence[Cut]) -> str:
     """One line for a cut: ``dataset OR, epoch 3: kept a, b; stopped c, d``."""
     first = cuts[0]
     kept = ", ".join(c.model for c in cuts if c.kept)
